@@ -1,0 +1,73 @@
+# The course's two commands: `make book` and `make test` (see README.md).
+# Both set up everything on a fresh machine: a virtual environment with the
+# pinned CPU build of PyTorch (unless a torch is already there), the course
+# packages, the pinned site JavaScript, and the system tools the tests use.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(abspath $(VENV))/bin
+JOBS   ?= 2
+TORCH_PIN := torch==2.13.0
+
+# nbgrader shells out to `alembic` and the book to `jupyter`: use the venv's.
+export PATH := $(BIN):$(PATH)
+export MPLBACKEND := Agg
+
+.PHONY: all env js book test test-fast lint release system clean help
+
+help:
+	@echo "make book     build the executed book into _build/html (strict, cached)"
+	@echo "make test     everything: lint, library, notebooks, autograder, book, browser"
+	@echo "make release  regenerate exercises/ from solutions/ with nbgrader"
+	@echo "make clean    remove build output (keeps the venv)"
+
+all: book
+
+$(VENV)/bin/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+# Install the pinned CPU torch first: a plain `torch` requirement with no
+# torch present would pull several GB of CUDA packages.
+$(VENV)/.installed: $(VENV)/bin/python pyproject.toml
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install --quiet $(TORCH_PIN)
+	$(BIN)/pip install --quiet -e ".[book,grade,dev]"
+	touch $@
+
+env: $(VENV)/.installed
+
+# Pinned JavaScript (js/package-lock.json, with integrity hashes) served by the site.
+vendor/.stamp: js/package.json js/package-lock.json scripts/vendor_assets.py $(VENV)/.installed
+	npm ci --prefix js --no-audit --no-fund --ignore-scripts --loglevel=error
+	$(BIN)/python scripts/vendor_assets.py
+	touch $@
+
+js: vendor/.stamp
+
+# Chromium (browser tests) and bubblewrap (the autograder's sandbox), from Debian.
+system:
+	@command -v chromium >/dev/null && command -v bwrap >/dev/null || { \
+	  echo "installing chromium and bubblewrap with apt-get"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium bubblewrap >/dev/null; }
+
+# ACTLAB_STATIC makes explorers render their static (HTML-surviving) view.
+book: env js
+	ACTLAB_STATIC=1 $(BIN)/jupyter-book build . -W -n --keep-going
+
+release: env
+	$(BIN)/python -m autograder release
+
+lint: env
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/codespell
+
+test: env system book
+	$(MAKE) lint
+	$(BIN)/python -m pytest -n $(JOBS) --dist loadgroup
+
+test-fast: env
+	$(BIN)/python -m pytest -n $(JOBS) --dist loadgroup -m "not book and not browser"
+
+clean:
+	rm -rf _build vendor js/node_modules
