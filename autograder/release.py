@@ -45,6 +45,7 @@ def release(course_root: Path, names: list[str] | None = None, dest: str = "exer
             sys.executable, "-m", "nbgrader", "generate_assignment", name,
             "--force", "--no-db", "--log-level=WARN",
             f"--CourseDirectory.root={course_root}",
+            "--CourseDirectory.source_directory=solutions",
             f"--CourseDirectory.release_directory={dest}",
         ]
         proc = subprocess.run(cmd, cwd=course_root, env=_env(), capture_output=True, text=True)

@@ -1,0 +1,30 @@
+"""Shared fixtures and helpers for the course's tests."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BIN = Path(sys.executable).parent
+
+
+def tool_env() -> dict[str, str]:
+    """Environment for subprocesses: this venv's bin/ first (nbgrader shells out to alembic)."""
+    env = dict(os.environ)
+    env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
+    env.setdefault("MPLBACKEND", "Agg")
+    return env
+
+
+def assignments() -> list[str]:
+    src = ROOT / "solutions"
+    return sorted(p.name for p in src.iterdir() if p.is_dir() and any(p.glob("*.ipynb")))
+
+
+@pytest.fixture
+def root() -> Path:
+    return ROOT
