@@ -179,8 +179,9 @@ class Explorer:
         box = widgets.VBox([*self._header(ctrls), frames])
         box.add_class("actlab-explorer")
         box.add_class("actlab-static")
-        # Keep the links alive with the view (they are widgets in the saved state).
-        box._actlab_links = links  # type: ignore[attr-defined]
+        # The links are widgets of their own (saved in the page's widget state);
+        # keep them reachable from the view.
+        box.links = links  # type: ignore[attr-defined]
         return box
 
     def show(self, live: bool | None = None) -> widgets.VBox:
