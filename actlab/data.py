@@ -16,10 +16,12 @@ def two_moons(n: int = 400, noise: float = 0.15, seed: int = 0) -> tuple[np.ndar
     n0 = n // 2
     t0 = rng.uniform(0, np.pi, n0)
     t1 = rng.uniform(0, np.pi, n - n0)
-    X = np.concatenate([
-        np.stack([np.cos(t0), np.sin(t0)], 1),
-        np.stack([1 - np.cos(t1), 0.5 - np.sin(t1)], 1),
-    ])
+    X = np.concatenate(
+        [
+            np.stack([np.cos(t0), np.sin(t0)], 1),
+            np.stack([1 - np.cos(t1), 0.5 - np.sin(t1)], 1),
+        ]
+    )
     X += rng.normal(scale=noise, size=X.shape)
     X = (X - X.mean(0)) / X.std(0)
     y = np.concatenate([np.zeros(n0), np.ones(n - n0)])

@@ -19,9 +19,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import ipywidgets as widgets
-import matplotlib
-
-
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 

@@ -16,20 +16,33 @@ DEST = ROOT / "vendor" / "assets"
 
 # (source folder inside node_modules, destination folder inside vendor/, glob patterns)
 ASSETS = [
-    ("mathjax/es5", "mathjax", [
-        "tex-mml-chtml.js",
-        "input/**/*.js",
-        "output/chtml/**/*",
-        "output/chtml.js",
-        "a11y/**/*.js",
-        "ui/**/*.js",
-        "sre/**/*",
-        "adaptors/**/*.js",
-    ]),
+    (
+        "mathjax/es5",
+        "mathjax",
+        [
+            "tex-mml-chtml.js",
+            "input/**/*.js",
+            "output/chtml/**/*",
+            "output/chtml.js",
+            "a11y/**/*.js",
+            "ui/**/*.js",
+            "sre/**/*",
+            "adaptors/**/*.js",
+        ],
+    ),
     ("requirejs", "requirejs", ["require.js"]),
-    ("@jupyter-widgets/html-manager/dist", "html-manager", [
-        "embed-amd.js", "*.woff", "*.woff2", "*.ttf", "*.eot", "*.svg",
-    ]),
+    (
+        "@jupyter-widgets/html-manager/dist",
+        "html-manager",
+        [
+            "embed-amd.js",
+            "*.woff",
+            "*.woff2",
+            "*.ttf",
+            "*.eot",
+            "*.svg",
+        ],
+    ),
 ]
 
 

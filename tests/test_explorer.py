@@ -8,6 +8,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
+from ipywidgets.widgets.widget_link import Link  # noqa: E402
 
 from actlab.explorer import Control, Explorer  # noqa: E402
 
@@ -21,7 +22,8 @@ def draw(slope: float, shift: int):
 
 def make(kind: str = "slider") -> Explorer:
     return Explorer(
-        draw, [Control("slope", [-1.0, 0.0, 1.0], kind=kind), Control("shift", [0, 1], kind="buttons")]
+        draw,
+        [Control("slope", [-1.0, 0.0, 1.0], kind=kind), Control("shift", [0, 1], kind="buttons")],
     )
 
 
@@ -70,9 +72,11 @@ def test_static_view_nests_stacks_linked_to_the_controls(kind: str) -> None:
     assert isinstance(outer, widgets.Stack) and len(outer.children) == 3
     assert all(isinstance(s, widgets.Stack) and len(s.children) == 2 for s in outer.children)
     # every Stack is driven by a jslink from its level's control (these survive HTML export)
-    assert all(isinstance(link, widgets.Link) for link in view.links)
+    assert all(isinstance(link, Link) for link in view.links)
     linked = {(id(link.source[0]), id(link.target[0])) for link in view.links}
-    assert all(link.source[1] == "index" and link.target[1] == "selected_index" for link in view.links)
+    assert all(
+        link.source[1] == "index" and link.target[1] == "selected_index" for link in view.links
+    )
     assert (id(slope), id(outer)) in linked
     for inner in outer.children:
         assert (id(shift), id(inner)) in linked

@@ -13,7 +13,9 @@ from actlab.linear import collapse, collapse_module, collapsed_rank, is_affine
 from actlab.models import activation_module, hidden_outputs, mlp
 
 
-def random_layers(widths: list[int], rng: np.random.Generator) -> list[tuple[np.ndarray, np.ndarray]]:
+def random_layers(
+    widths: list[int], rng: np.random.Generator
+) -> list[tuple[np.ndarray, np.ndarray]]:
     return [(rng.normal(size=(o, i)), rng.normal(size=o)) for i, o in zip(widths, widths[1:])]
 
 

@@ -17,7 +17,11 @@ ASSIGNMENTS = assignments()
 def nbgrader(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     proc = subprocess.run(
         [sys.executable, "-m", "nbgrader", *args],
-        cwd=cwd, env=tool_env(), capture_output=True, text=True, timeout=600,
+        cwd=cwd,
+        env=tool_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     return proc
 
@@ -36,7 +40,9 @@ def test_every_solution_has_a_release() -> None:
 def test_solution_validates(name: str) -> None:
     for nb in notebooks(ROOT / "solutions" / name):
         proc = nbgrader("validate", str(nb), cwd=ROOT)
-        assert "Success! Your notebook passes all the tests." in proc.stdout, proc.stdout + proc.stderr
+        assert "Success! Your notebook passes all the tests." in proc.stdout, (
+            proc.stdout + proc.stderr
+        )
 
 
 @pytest.mark.parametrize("name", ASSIGNMENTS)
@@ -70,8 +76,10 @@ def _scores(course: Path, name: str) -> dict[str, tuple[float, float]]:
 
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
         return {
-            student: (gb.find_submission(name, student).score,
-                      gb.find_submission(name, student).max_score)
+            student: (
+                gb.find_submission(name, student).score,
+                gb.find_submission(name, student).max_score,
+            )
             for student in ("solver", "blank")
         }
 
