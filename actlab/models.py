@@ -2,32 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 from torch import nn
 
-_MODULES: dict[str, Callable[[], nn.Module]] = {
-    "none": nn.Identity,
-    "linear": nn.Identity,
-    "relu": nn.ReLU,
-    "tanh": nn.Tanh,
-    "sigmoid": nn.Sigmoid,
-    "leaky_relu": lambda: nn.LeakyReLU(0.01),
-    "elu": nn.ELU,
-    "gelu": nn.GELU,
-    "gelu_tanh": lambda: nn.GELU(approximate="tanh"),
-    "softplus": nn.Softplus,
-    "silu": nn.SiLU,
-}
+from actlab.activations import ACTIVATIONS, get
+
+_IDENTITY_NAMES = ("none", "linear")
 
 
 def activation_module(name: str) -> nn.Module:
-    """A fresh ``nn.Module`` for the activation called ``name`` (``"none"`` is the identity)."""
+    """A fresh ``nn.Module`` for the activation called ``name`` (``"none"`` is the identity).
+
+    Names other than ``"none"``/``"linear"`` come from the registry in ``actlab.activations``.
+    """
+    if name in _IDENTITY_NAMES:
+        return nn.Identity()
     try:
-        return _MODULES[name]()
-    except KeyError:
-        raise ValueError(f"unknown activation {name!r}; known: {sorted(_MODULES)}") from None
+        return get(name).module()
+    except ValueError:
+        known = sorted([*_IDENTITY_NAMES, *ACTIVATIONS])
+        raise ValueError(f"unknown activation {name!r}; known: {known}") from None
 
 
 def mlp(

@@ -1,0 +1,501 @@
+"""The activation zoo of chapter 2: functions, closed-form derivatives and a registry by name."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy import special
+from torch import nn
+
+ArrayFn = Callable[[np.ndarray], np.ndarray]
+TensorFn = Callable[[torch.Tensor], torch.Tensor]
+
+LEAKY_SLOPE = 0.01
+ELU_ALPHA = 1.0
+_GELU_C = math.sqrt(2.0 / math.pi)  # constant of the tanh approximation of GELU
+_GELU_K = 0.044715
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+
+
+def _as_float(z: np.ndarray | float) -> np.ndarray:
+    """``z`` as a floating array; float32 and float64 inputs keep their dtype."""
+    z = np.asarray(z)
+    return z if np.issubdtype(z.dtype, np.floating) else z.astype(np.float64)
+
+
+# --------------------------------------------------------------------------- NumPy forms
+# Every function below is vectorised, keeps the input's shape and float dtype, and
+# never overflows: no branch evaluates exp() of a large positive number.
+
+
+def sigmoid(z: np.ndarray | float) -> np.ndarray:
+    """Stable logistic sigmoid 1 / (1 + e^{-z}) (chapter 2).
+
+    Both branches use ``e = exp(-|z|) <= 1``: for z >= 0, sigma = 1 / (1 + e); for
+    z < 0, sigma = e / (1 + e). The naive formula overflows for z below about -710.
+    """
+    z = _as_float(z)
+    e = np.exp(-np.abs(z))
+    return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(z.dtype, copy=False)
+
+
+def dsigmoid(z: np.ndarray | float) -> np.ndarray:
+    """sigma'(z) = sigma(z)(1 - sigma(z)), written sigma(z) sigma(-z) to avoid cancellation."""
+    z = _as_float(z)
+    return sigmoid(z) * sigmoid(-z)
+
+
+def tanh(z: np.ndarray | float) -> np.ndarray:
+    """Hyperbolic tangent, equal to 2 sigma(2z) - 1 (chapter 2)."""
+    return np.tanh(_as_float(z))
+
+
+def dtanh(z: np.ndarray | float) -> np.ndarray:
+    """tanh'(z) = 1 - tanh(z)^2."""
+    t = np.tanh(_as_float(z))
+    return 1.0 - t * t
+
+
+def relu(z: np.ndarray | float) -> np.ndarray:
+    """ReLU max(z, 0) (chapter 2)."""
+    z = _as_float(z)
+    return np.maximum(z, 0).astype(z.dtype, copy=False)
+
+
+def drelu(z: np.ndarray | float) -> np.ndarray:
+    """ReLU'(z): 1 for z > 0, else 0 (PyTorch's choice at exactly 0 is also 0)."""
+    z = _as_float(z)
+    return (z > 0).astype(z.dtype)
+
+
+def leaky_relu(z: np.ndarray | float, slope: float = LEAKY_SLOPE) -> np.ndarray:
+    """Leaky ReLU: z for z > 0, ``slope * z`` otherwise (chapter 2)."""
+    z = _as_float(z)
+    return np.where(z > 0, z, slope * z).astype(z.dtype, copy=False)
+
+
+def dleaky_relu(z: np.ndarray | float, slope: float = LEAKY_SLOPE) -> np.ndarray:
+    """Leaky ReLU'(z): 1 for z > 0, ``slope`` otherwise (PyTorch also uses ``slope`` at 0)."""
+    z = _as_float(z)
+    return np.where(z > 0, 1.0, slope).astype(z.dtype, copy=False)
+
+
+def elu(z: np.ndarray | float, alpha: float = ELU_ALPHA) -> np.ndarray:
+    """ELU: z for z > 0, alpha (e^z - 1) otherwise (chapter 2)."""
+    z = _as_float(z)
+    neg = alpha * np.expm1(np.minimum(z, 0))  # exp only ever sees z <= 0
+    return np.where(z > 0, z, neg).astype(z.dtype, copy=False)
+
+
+def delu(z: np.ndarray | float, alpha: float = ELU_ALPHA) -> np.ndarray:
+    """ELU'(z): 1 for z > 0, alpha e^z = ELU(z) + alpha otherwise."""
+    z = _as_float(z)
+    return np.where(z > 0, 1.0, alpha * np.exp(np.minimum(z, 0))).astype(z.dtype, copy=False)
+
+
+def softplus(z: np.ndarray | float) -> np.ndarray:
+    """Stable softplus log(1 + e^z) = max(z, 0) + log1p(e^{-|z|}) (chapter 2)."""
+    z = _as_float(z)
+    return np.maximum(z, 0) + np.log1p(np.exp(-np.abs(z)))
+
+
+def dsoftplus(z: np.ndarray | float) -> np.ndarray:
+    """softplus'(z) = sigma(z)."""
+    return sigmoid(z)
+
+
+def std_normal_cdf(z: np.ndarray | float) -> np.ndarray:
+    """Phi(z), the standard normal CDF (accurate in both tails)."""
+    z = _as_float(z)
+    return special.ndtr(z).astype(z.dtype, copy=False)
+
+
+def std_normal_pdf(z: np.ndarray | float) -> np.ndarray:
+    """phi(z) = e^{-z^2/2} / sqrt(2 pi)."""
+    z = _as_float(z)
+    return (_INV_SQRT_2PI * np.exp(-0.5 * z * z)).astype(z.dtype, copy=False)
+
+
+def gelu(z: np.ndarray | float) -> np.ndarray:
+    """Exact GELU z Phi(z) (chapter 2; Hendrycks and Gimpel 2016)."""
+    z = _as_float(z)
+    return z * std_normal_cdf(z)
+
+
+def dgelu(z: np.ndarray | float) -> np.ndarray:
+    """GELU'(z) = Phi(z) + z phi(z) (product rule, with Phi' = phi)."""
+    z = _as_float(z)
+    return std_normal_cdf(z) + z * std_normal_pdf(z)
+
+
+def gelu_tanh(z: np.ndarray | float) -> np.ndarray:
+    """The tanh approximation of GELU: z/2 (1 + tanh(sqrt(2/pi)(z + 0.044715 z^3)))."""
+    z = _as_float(z)
+    u = _GELU_C * (z + _GELU_K * z**3)
+    return 0.5 * z * (1.0 + np.tanh(u))
+
+
+def dgelu_tanh(z: np.ndarray | float) -> np.ndarray:
+    """Derivative of the tanh approximation: (1 + t)/2 + z/2 (1 - t^2) u'(z), t = tanh(u)."""
+    z = _as_float(z)
+    t = np.tanh(_GELU_C * (z + _GELU_K * z**3))
+    du = _GELU_C * (1.0 + 3.0 * _GELU_K * z * z)
+    return 0.5 * (1.0 + t) + 0.5 * z * (1.0 - t * t) * du
+
+
+def silu(z: np.ndarray | float) -> np.ndarray:
+    """SiLU / Swish z sigma(z) (chapter 2; Ramachandran et al. 2017)."""
+    z = _as_float(z)
+    return z * sigmoid(z)
+
+
+def dsilu(z: np.ndarray | float) -> np.ndarray:
+    """SiLU'(z) = sigma(z)(1 + z(1 - sigma(z))), with 1 - sigma(z) computed as sigma(-z)."""
+    z = _as_float(z)
+    return sigmoid(z) * (1.0 + z * sigmoid(-z))
+
+
+# --------------------------------------------------------------------------- PyTorch forms
+# Forward: PyTorch's own functions (what a model built with actlab.models runs).
+# Derivative: the closed forms above, written with tensor operations.
+
+
+def _t_dsigmoid(z: torch.Tensor) -> torch.Tensor:
+    return torch.sigmoid(z) * torch.sigmoid(-z)
+
+
+def _t_dtanh(z: torch.Tensor) -> torch.Tensor:
+    return 1 - torch.tanh(z) ** 2
+
+
+def _t_drelu(z: torch.Tensor) -> torch.Tensor:
+    return (z > 0).to(z.dtype)
+
+
+def _t_dleaky(z: torch.Tensor) -> torch.Tensor:
+    return torch.where(z > 0, torch.ones_like(z), torch.full_like(z, LEAKY_SLOPE))
+
+
+def _t_delu(z: torch.Tensor) -> torch.Tensor:
+    return torch.where(z > 0, torch.ones_like(z), ELU_ALPHA * torch.exp(torch.clamp(z, max=0)))
+
+
+def _t_dgelu(z: torch.Tensor) -> torch.Tensor:
+    cdf = 0.5 * torch.erfc(-z / math.sqrt(2.0))
+    return cdf + z * _INV_SQRT_2PI * torch.exp(-0.5 * z * z)
+
+
+def _t_dgelu_tanh(z: torch.Tensor) -> torch.Tensor:
+    t = torch.tanh(_GELU_C * (z + _GELU_K * z**3))
+    return 0.5 * (1 + t) + 0.5 * z * (1 - t * t) * _GELU_C * (1 + 3 * _GELU_K * z * z)
+
+
+def _t_dsilu(z: torch.Tensor) -> torch.Tensor:
+    return torch.sigmoid(z) * (1 + z * torch.sigmoid(-z))
+
+
+# --------------------------------------------------------------------------- registry
+
+
+@dataclass(frozen=True)
+class Activation:
+    """One activation function with everything the course needs to know about it.
+
+    Args:
+        name: registry key, also used by ``actlab.models.activation_module``.
+        label: display name for plots and tables.
+        np_fn, np_dfn: vectorised NumPy function and closed-form derivative.
+        torch_fn, torch_dfn: PyTorch function (differentiable) and closed-form derivative.
+        module: factory for the matching ``torch.nn`` module.
+        formula, dformula: LaTeX of phi(z) and phi'(z).
+        kinks: points where phi is not differentiable (finite differences skip them).
+        cite: bibliography key of the paper that introduced it, if any.
+    """
+
+    name: str
+    label: str
+    np_fn: ArrayFn
+    np_dfn: ArrayFn
+    torch_fn: TensorFn
+    torch_dfn: TensorFn
+    module: Callable[[], nn.Module]
+    formula: str
+    dformula: str
+    kinks: tuple[float, ...] = field(default=())
+    cite: str | None = None
+
+    def __call__(self, z: np.ndarray | float) -> np.ndarray:
+        return self.np_fn(z)
+
+    def grad(self, z: np.ndarray | float) -> np.ndarray:
+        """The closed-form derivative phi'(z) (NumPy)."""
+        return self.np_dfn(z)
+
+
+ACTIVATIONS: dict[str, Activation] = {
+    a.name: a
+    for a in [
+        Activation(
+            "sigmoid", "sigmoid", sigmoid, dsigmoid, torch.sigmoid, _t_dsigmoid, nn.Sigmoid,
+            r"\sigma(z) = \frac{1}{1+e^{-z}}", r"\sigma(z)\,(1-\sigma(z))",
+        ),
+        Activation(
+            "tanh", "tanh", tanh, dtanh, torch.tanh, _t_dtanh, nn.Tanh,
+            r"\tanh z = 2\sigma(2z) - 1", r"1 - \tanh^2 z",
+        ),
+        Activation(
+            "relu", "ReLU", relu, drelu, torch.relu, _t_drelu, nn.ReLU,
+            r"\max(z, 0)", r"\mathbb{1}[z > 0]", kinks=(0.0,), cite="nair2010rectified",
+        ),
+        Activation(
+            "leaky_relu", "Leaky ReLU (0.01)", leaky_relu, dleaky_relu,
+            lambda z: F.leaky_relu(z, LEAKY_SLOPE), _t_dleaky,
+            lambda: nn.LeakyReLU(LEAKY_SLOPE),
+            r"\max(z, 0.01 z)", r"1 \text{ if } z > 0 \text{ else } 0.01",
+            kinks=(0.0,), cite="maas2013rectifier",
+        ),
+        Activation(
+            "elu", "ELU", elu, delu, lambda z: F.elu(z, ELU_ALPHA), _t_delu,
+            lambda: nn.ELU(ELU_ALPHA),
+            r"z \text{ if } z > 0 \text{ else } e^{z} - 1", r"1 \text{ if } z > 0 \text{ else } e^{z}",
+            kinks=(0.0,), cite="clevert2015fast",
+        ),
+        Activation(
+            "gelu", "GELU", gelu, dgelu, F.gelu, _t_dgelu, nn.GELU,
+            r"z\,\Phi(z)", r"\Phi(z) + z\,\varphi(z)", cite="hendrycks2016gaussian",
+        ),
+        Activation(
+            "gelu_tanh", "GELU (tanh approx.)", gelu_tanh, dgelu_tanh,
+            lambda z: F.gelu(z, approximate="tanh"), _t_dgelu_tanh,
+            lambda: nn.GELU(approximate="tanh"),
+            r"\tfrac{z}{2}\bigl(1 + \tanh(\sqrt{2/\pi}\,(z + 0.044715 z^3))\bigr)",
+            r"\tfrac{1+t}{2} + \tfrac{z}{2}(1 - t^2)\,u'(z)", cite="hendrycks2016gaussian",
+        ),
+        Activation(
+            "softplus", "Softplus", softplus, dsoftplus, F.softplus, torch.sigmoid, nn.Softplus,
+            r"\log(1 + e^{z})", r"\sigma(z)",
+        ),
+        Activation(
+            "silu", "SiLU / Swish", silu, dsilu, F.silu, _t_dsilu, nn.SiLU,
+            r"z\,\sigma(z)", r"\sigma(z)\,(1 + z(1 - \sigma(z)))", cite="ramachandran2017searching",
+        ),
+    ]
+}  # fmt: skip
+
+
+def names() -> list[str]:
+    """Registry keys in display order."""
+    return list(ACTIVATIONS)
+
+
+def get(name: str) -> Activation:
+    """The activation called ``name``; raises ``ValueError`` listing the known names."""
+    try:
+        return ACTIVATIONS[name]
+    except KeyError:
+        raise ValueError(f"unknown activation {name!r}; known: {names()}") from None
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def finite_difference(fn: ArrayFn, z: np.ndarray, rel_step: float = 1e-6) -> np.ndarray:
+    """Central difference (f(z+h) - f(z-h)) / 2h in float64, h scaled with |z|."""
+    z = np.asarray(z, dtype=np.float64)
+    h = rel_step * np.maximum(1.0, np.abs(z))
+    return (fn(z + h) - fn(z - h)) / (2 * h)
+
+
+def autograd_derivative(fn: TensorFn, z: np.ndarray) -> np.ndarray:
+    """phi'(z) from ``torch.autograd`` (float64), one backward pass for all points."""
+    t = torch.tensor(np.asarray(z, dtype=np.float64), requires_grad=True)
+    (g,) = torch.autograd.grad(fn(t).sum(), t)
+    return g.numpy()
+
+
+def three_way_check(act: Activation, z: np.ndarray) -> dict[str, float]:
+    """Max abs differences between the closed form, finite differences and autograd.
+
+    Points closer than the finite-difference step to a kink are left out of the
+    finite-difference comparisons (the two-sided slope does not exist there).
+
+    Returns:
+        ``{"closed vs autograd", "closed vs finite diff", "autograd vs finite diff",
+        "torch closed vs autograd"}`` -> max abs difference over ``z``.
+    """
+    z = np.asarray(z, dtype=np.float64)
+    closed = act.np_dfn(z)
+    auto = autograd_derivative(act.torch_fn, z)
+    torch_closed = act.torch_dfn(torch.from_numpy(z)).numpy()
+    fd = finite_difference(act.np_fn, z)
+    away = np.ones_like(z, dtype=bool)
+    for k in act.kinks:
+        away &= np.abs(z - k) > 1e-4 * np.maximum(1.0, np.abs(z))
+    return {
+        "closed vs autograd": float(np.max(np.abs(closed - auto))),
+        "closed vs finite diff": float(np.max(np.abs(closed - fd)[away])),
+        "autograd vs finite diff": float(np.max(np.abs(auto - fd)[away])),
+        "torch closed vs autograd": float(np.max(np.abs(torch_closed - auto))),
+    }
+
+
+# --------------------------------------------------------------------------- stability demos
+
+
+def naive_sigmoid(z: np.ndarray | float) -> np.ndarray:
+    """The textbook 1 / (1 + exp(-z)): overflows (with a warning) for z below about -710."""
+    z = _as_float(z)
+    return 1.0 / (1.0 + np.exp(-z))
+
+
+def naive_softplus(z: np.ndarray | float) -> np.ndarray:
+    """The textbook log(1 + exp(z)): returns inf for z above about 710."""
+    z = _as_float(z)
+    return np.log(1.0 + np.exp(z))
+
+
+def naive_softmax(z: np.ndarray, axis: int = -1) -> np.ndarray:
+    """exp(z) / sum(exp(z)) without the shift: nan once a logit passes about 710."""
+    z = _as_float(z)
+    e = np.exp(z)
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+def softmax(z: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Stable softmax: subtracting max(z) changes nothing mathematically and keeps exp <= 1."""
+    z = _as_float(z)
+    e = np.exp(z - z.max(axis=axis, keepdims=True))
+    return e / e.sum(axis=axis, keepdims=True)
+
+
+# --------------------------------------------------------------------------- properties
+
+
+@dataclass(frozen=True)
+class Properties:
+    """Properties of one activation, each computed from its functions (chapter 2's table)."""
+
+    name: str
+    low: float  # infimum of phi over the real line (-inf when unbounded)
+    high: float  # supremum (inf when unbounded)
+    mean_gaussian: float  # E[phi(Z)] for Z ~ N(0, 1): 0 means zero-centred outputs
+    flat_tails: str  # where phi' -> 0: "both", "left", "none"
+    max_slope: float  # supremum of phi' (reached or approached)
+    where_max_slope: str  # e.g. "z = 0", "z > 0", "z → ∞"
+    low_attained: bool
+    high_attained: bool
+    sparsity: float  # fraction of exact zeros in phi(Z), Z ~ N(0, 1)
+    smoothness: str  # "kink (C0)", "C1", "smooth"
+    ns_per_element: float | None = None  # measured by benchmark(), None until then
+
+    @property
+    def zero_centred(self) -> bool:
+        return abs(self.mean_gaussian) < 0.05
+
+    @property
+    def range_text(self) -> str:
+        def fmt(v: float) -> str:
+            if math.isinf(v):
+                return "∞" if v > 0 else "−∞"
+            return f"{v:.3g}".replace("-", "−")
+
+        left = "[" if self.low_attained else "("
+        right = "]" if self.high_attained else ")"
+        return f"{left}{fmt(self.low)}, {fmt(self.high)}{right}"
+
+
+def _limit(fn: ArrayFn, sign: float) -> float:
+    """Value of phi at the far end of one side, or +/-inf when it keeps growing."""
+    far, farther = fn(np.array([sign * 1e3, sign * 1e4]))
+    if abs(farther - far) > 1.0:  # still moving by thousands: unbounded
+        return math.copysign(math.inf, farther)
+    return float(farther)
+
+
+def _smoothness(act: Activation, h: float = 1e-4) -> str:
+    for k in act.kinks or (0.0,):
+        d = act.np_dfn(np.array([k - h, k + h, k - 2 * h, k + 2 * h]))
+        if abs(d[1] - d[0]) > 1e-2:
+            return "kink (C0)"
+        curv_left = (d[0] - d[2]) / h
+        curv_right = (d[3] - d[1]) / h
+        if abs(curv_right - curv_left) > 1e-2:
+            return "C1"
+    return "smooth"
+
+
+def properties(act: Activation, seed: int = 0, n: int = 200_001) -> Properties:
+    """Measure the table's properties of ``act`` from its functions on grids and samples."""
+    grid = np.linspace(-20.0, 20.0, n)
+    values, slopes = act.np_fn(grid), act.np_dfn(grid)
+    low = min(float(values.min()), _limit(act.np_fn, -1.0))
+    high = max(float(values.max()), _limit(act.np_fn, 1.0))
+    tails = np.abs(act.np_dfn(np.array([-50.0, 50.0]))) < 1e-6
+    flat = "both" if tails.all() else "left" if tails[0] else "right" if tails[1] else "none"
+    sample = act.np_fn(np.random.default_rng(seed).standard_normal(1_000_000))
+    top = float(slopes.max())
+    at_top = np.flatnonzero(slopes >= top - 1e-12)
+    if len(at_top) > n // 10:
+        where = f"z > {round(float(grid[at_top[0]]), 2) + 0.0:g}"
+    elif at_top[-1] == n - 1:
+        where = "z → ∞"
+    else:
+        where = f"z ≈ {grid[at_top[0]]:.3g}".replace("-", "−")
+    return Properties(
+        name=act.name,
+        low=0.0 if low == 0 else low,
+        high=high,
+        mean_gaussian=float(sample.mean()),
+        flat_tails=flat,
+        max_slope=top,
+        where_max_slope=where,
+        # attained at a moderate z (float64 rounds tanh(20) to 1, which is no attainment)
+        low_attained=bool(np.any(values[np.abs(grid) <= 8] == low)),
+        high_attained=bool(np.any(values[np.abs(grid) <= 8] == high)),
+        sparsity=float(np.mean(sample == 0)),
+        smoothness=_smoothness(act),
+    )
+
+
+def benchmark(
+    act: Activation,
+    device: torch.device | None = None,
+    n: int = 1_000_000,
+    repeats: int = 20,
+    dtype: torch.dtype = torch.float32,
+) -> float:
+    """Median nanoseconds per element of ``act.torch_fn`` on ``device`` (forward only)."""
+    from actlab.device import Stopwatch, get_device
+
+    device = device or get_device()
+    z = torch.randn(n, device=device, dtype=dtype, generator=None)
+    with torch.no_grad():
+        for _ in range(3):  # warm-up: first calls pay for allocation and kernel selection
+            act.torch_fn(z)
+        times = []
+        for _ in range(repeats):
+            with Stopwatch(device) as sw:
+                act.torch_fn(z)
+            times.append(sw.seconds)
+    return statistics.median(times) / n * 1e9
+
+
+def properties_table(
+    acts: Iterable[Activation] | None = None,
+    device: torch.device | None = None,
+    time_it: bool = True,
+) -> list[Properties]:
+    """Properties of every activation (cost per element measured when ``time_it``)."""
+    rows = []
+    for act in acts if acts is not None else ACTIVATIONS.values():
+        p = properties(act)
+        if time_it:
+            p = Properties(**{**p.__dict__, "ns_per_element": benchmark(act, device)})
+        rows.append(p)
+    return rows
