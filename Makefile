@@ -37,7 +37,7 @@ $(VENV)/.installed: $(VENV)/bin/python pyproject.toml
 env: $(VENV)/.installed
 
 # Pinned JavaScript (js/package-lock.json, with integrity hashes) served by the site.
-vendor/.stamp: js/package.json js/package-lock.json scripts/vendor_assets.py $(VENV)/.installed
+vendor/.stamp: js/package.json js/package-lock.json scripts/vendor_assets.py | $(VENV)/.installed
 	npm ci --prefix js --no-audit --no-fund --ignore-scripts --loglevel=error
 	$(BIN)/python scripts/vendor_assets.py
 	touch $@

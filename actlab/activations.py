@@ -470,19 +470,29 @@ def benchmark(
     repeats: int = 20,
     dtype: torch.dtype = torch.float32,
 ) -> float:
-    """Median nanoseconds per element of ``act.torch_fn`` on ``device`` (forward only)."""
+    """Median nanoseconds per element of ``act.torch_fn`` on ``device`` (forward only).
+
+    On a CPU the timing runs on one thread: with several threads, any other work on the
+    machine stalls the thread pool and the time measures the scheduler, not the function.
+    """
     from actlab.device import Stopwatch, get_device
 
     device = device or get_device()
-    z = torch.randn(n, device=device, dtype=dtype, generator=None)
-    with torch.no_grad():
-        for _ in range(3):  # warm-up: first calls pay for allocation and kernel selection
-            act.torch_fn(z)
-        times = []
-        for _ in range(repeats):
-            with Stopwatch(device) as sw:
+    z = torch.randn(n, device=device, dtype=dtype)
+    threads = torch.get_num_threads()
+    if device.type == "cpu":
+        torch.set_num_threads(1)
+    try:
+        with torch.no_grad():
+            for _ in range(3):  # warm-up: first calls pay for allocation and kernel selection
                 act.torch_fn(z)
-            times.append(sw.seconds)
+            times = []
+            for _ in range(repeats):
+                with Stopwatch(device) as sw:
+                    act.torch_fn(z)
+                times.append(sw.seconds)
+    finally:
+        torch.set_num_threads(threads)
     return statistics.median(times) / n * 1e9
 
 

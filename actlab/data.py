@@ -6,27 +6,29 @@ import numpy as np
 import torch
 
 
-def two_moons(n: int = 400, noise: float = 0.15, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-    """Two interleaved half circles in the plane: no straight line separates them.
+def circles(
+    n: int = 400, noise: float = 0.1, factor: float = 0.5, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Two concentric rings in the plane (chapter 1): no straight line separates them.
+
+    Args:
+        n: number of points, half per ring.
+        noise: standard deviation of the Gaussian noise added to each coordinate.
+        factor: radius of the inner ring relative to the outer ring (radius 1).
+        seed: seed of the generator.
 
     Returns:
-        ``X`` of shape ``(n, 2)`` (standardised) and labels ``y`` in ``{0, 1}``.
+        ``X`` of shape ``(n, 2)`` and labels ``y`` in ``{0, 1}`` (1 is the inner ring).
     """
     rng = np.random.default_rng(seed)
-    n0 = n // 2
-    t0 = rng.uniform(0, np.pi, n0)
-    t1 = rng.uniform(0, np.pi, n - n0)
-    X = np.concatenate(
-        [
-            np.stack([np.cos(t0), np.sin(t0)], 1),
-            np.stack([1 - np.cos(t1), 0.5 - np.sin(t1)], 1),
-        ]
-    )
+    n_outer = n // 2
+    angle = rng.uniform(0, 2 * np.pi, n)
+    radius = np.where(np.arange(n) < n_outer, 1.0, factor)
+    X = np.stack([radius * np.cos(angle), radius * np.sin(angle)], 1)
     X += rng.normal(scale=noise, size=X.shape)
-    X = (X - X.mean(0)) / X.std(0)
-    y = np.concatenate([np.zeros(n0), np.ones(n - n0)])
+    y = (np.arange(n) >= n_outer).astype(float)
     perm = rng.permutation(n)
-    return X[perm], y[perm]
+    return X[perm] * 1.5, y[perm]
 
 
 def noisy_sine(n: int = 200, noise: float = 0.1, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from actlab.data import noisy_sine, two_moons
+from actlab.data import circles, noisy_sine
 from actlab.device import get_device, set_seed
 from actlab.linear import collapse, collapse_module, collapsed_rank, is_affine
 from actlab.models import activation_module, hidden_outputs, mlp
@@ -84,9 +84,12 @@ def test_unknown_activation_names_the_known_ones() -> None:
 
 
 def test_data_sets_are_seeded_and_shaped() -> None:
-    X, y = two_moons(100, seed=4)
-    X2, y2 = two_moons(100, seed=4)
+    X, y = circles(100, noise=0.0, seed=4)
+    X2, y2 = circles(100, noise=0.0, seed=4)
     assert X.shape == (100, 2) and set(np.unique(y)) == {0.0, 1.0}
+    radius = np.linalg.norm(X, axis=1)
+    np.testing.assert_allclose(radius[y == 0], 1.5)
+    np.testing.assert_allclose(radius[y == 1], 0.75)
     np.testing.assert_array_equal(X, X2)
     np.testing.assert_array_equal(y, y2)
     x, t = noisy_sine(200, seed=0)

@@ -1,0 +1,279 @@
+"""Backpropagation by hand (chapter 3): the scalar chain, vanishing bounds, gradient probes, init."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from actlab.models import activation_module
+
+# ---------------------------------------------------------------------------
+# Activation values and slopes, from the course's activation modules
+# ---------------------------------------------------------------------------
+
+
+def phi(name: str, z: float | np.ndarray) -> np.ndarray:
+    """Activation ``name`` at ``z`` (float64), evaluated by its ``nn.Module``."""
+    with torch.no_grad():
+        return activation_module(name)(torch.as_tensor(z, dtype=torch.float64)).numpy()
+
+
+def dphi(name: str, z: float | np.ndarray) -> np.ndarray:
+    """Slope of activation ``name`` at ``z`` (float64), by autograd on its ``nn.Module``.
+
+    An elementwise activation's Jacobian is diagonal, so the gradient of the sum
+    is the vector of slopes.
+    """
+    zt = torch.as_tensor(np.asarray(z, dtype=np.float64)).clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(activation_module(name)(zt).sum(), zt)
+    return g.numpy()
+
+
+def max_slope(name: str, lo: float = -10.0, hi: float = 10.0, n: int = 20_001) -> float:
+    """Largest ``|phi'(z)|`` on a fine grid of ``[lo, hi]`` (0.25 for sigmoid, 1 for tanh and ReLU)."""
+    return float(np.abs(dphi(name, np.linspace(lo, hi, n))).max())
+
+
+def vanishing_bound(depth: int, slope: float = 0.25, weight: float = 1.0) -> float:
+    """Upper bound ``(|w| * max phi')**depth`` on how much of the gradient survives ``depth`` layers.
+
+    With sigmoid (max slope 0.25) and weights of size 1: 0.25**3 = 1/64 for three
+    layers, 0.25**10 ~ 9.5e-7 for ten. A factor ``|w phi'|`` above 1 explodes instead.
+    """
+    if depth < 0:
+        raise ValueError("depth must be >= 0")
+    return float((abs(weight) * slope) ** depth)
+
+
+# ---------------------------------------------------------------------------
+# The scalar chain x -> z1 -> a1 -> ... -> a_n = y_hat, loss 0.5 (y_hat - y)^2
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class ChainPass:
+    """Every forward and backward quantity of the scalar chain (index 0 is layer 1).
+
+    ``z[k] = w[k] a[k-1] + b[k]`` with ``a[-1] = x``, ``a[k] = phi(z[k])``,
+    ``L = 0.5 (a[-1] - y)^2``. ``dL_da[k]`` is the upstream gradient reaching
+    ``a[k]`` and ``dL_dz[k] = dL_da[k] * phi'(z[k])``.
+    """
+
+    activation: str
+    x: float
+    y: float
+    w: np.ndarray
+    b: np.ndarray
+    z: np.ndarray
+    a: np.ndarray
+    slope: np.ndarray
+    loss: float
+    dL_da: np.ndarray
+    dL_dz: np.ndarray
+    dL_dw: np.ndarray
+    dL_db: np.ndarray
+    dL_dx: float
+
+
+def chain_pass(
+    x: float, y: float, w: Sequence[float], b: Sequence[float], activation: str = "sigmoid"
+) -> ChainPass:
+    """Forward then backward through the scalar chain, one factor at a time (chapter 3).
+
+    Args:
+        x, y: the input and its target.
+        w, b: one weight and one bias per layer (any number of layers).
+        activation: used after every layer, the last included.
+    """
+    w = np.asarray(w, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    if w.shape != b.shape or w.ndim != 1:
+        raise ValueError("w and b must be 1-D with one entry per layer")
+    n = len(w)
+    z, a = np.zeros(n), np.zeros(n)
+    prev = float(x)
+    for k in range(n):
+        z[k] = w[k] * prev + b[k]
+        a[k] = phi(activation, z[k])
+        prev = a[k]
+    slope = dphi(activation, z)
+    loss = 0.5 * (a[-1] - y) ** 2
+
+    dL_da, dL_dz, dL_dw = np.zeros(n), np.zeros(n), np.zeros(n)
+    inputs = np.concatenate([[x], a[:-1]])
+    upstream = a[-1] - y  # dL/d y_hat
+    for k in reversed(range(n)):
+        dL_da[k] = upstream
+        dL_dz[k] = upstream * slope[k]
+        dL_dw[k] = dL_dz[k] * inputs[k]
+        upstream = dL_dz[k] * w[k]  # becomes dL/da[k-1]
+    return ChainPass(
+        activation=activation, x=float(x), y=float(y), w=w, b=b, z=z, a=a, slope=slope,
+        loss=float(loss), dL_da=dL_da, dL_dz=dL_dz, dL_dw=dL_dw, dL_db=dL_dz.copy(),
+        dL_dx=float(upstream),
+    )
+
+
+def chain_autograd(
+    x: float, y: float, w: Sequence[float], b: Sequence[float], activation: str = "sigmoid"
+) -> dict[str, np.ndarray | float]:
+    """The same chain built from tensors and differentiated by ``torch.autograd`` (float64).
+
+    Returns:
+        ``z``, ``a``, ``loss``, ``dL_dz`` (via retained grads), ``dL_dw``, ``dL_db``, ``dL_dx``.
+    """
+    act = activation_module(activation)
+    xt = torch.tensor(float(x), dtype=torch.float64, requires_grad=True)
+    wt = torch.tensor(np.asarray(w, dtype=np.float64), requires_grad=True)
+    bt = torch.tensor(np.asarray(b, dtype=np.float64), requires_grad=True)
+    h, zs, as_ = xt, [], []
+    for k in range(len(wt)):
+        zk = wt[k] * h + bt[k]
+        zk.retain_grad()
+        h = act(zk)
+        zs.append(zk)
+        as_.append(h)
+    loss = 0.5 * (h - float(y)) ** 2
+    loss.backward()
+    return {
+        "z": np.array([t.item() for t in zs]),
+        "a": np.array([t.item() for t in as_]),
+        "loss": loss.item(),
+        "dL_dz": np.array([t.grad.item() for t in zs]),
+        "dL_dw": wt.grad.numpy().copy(),
+        "dL_db": bt.grad.numpy().copy(),
+        "dL_dx": xt.grad.item(),
+    }
+
+
+def chain_table(cp: ChainPass) -> pd.DataFrame:
+    """One row per quantity of ``cp``: symbol, how it is computed, value by hand, value by autograd."""
+    ag = chain_autograd(cp.x, cp.y, cp.w, cp.b, cp.activation)
+    n = len(cp.w)
+    rows: list[tuple[str, str, float, float]] = []
+    prev = "x"
+    for k in range(n):
+        i = k + 1
+        rows.append((f"z{i}", f"w{i}·{prev} + b{i}", cp.z[k], ag["z"][k]))
+        rows.append((f"a{i}", f"φ(z{i})", cp.a[k], ag["a"][k]))
+        prev = f"a{i}"
+    rows.append(("L", f"½(a{n} − y)²", cp.loss, ag["loss"]))
+    for k in reversed(range(n)):
+        i = k + 1
+        up = f"a{n} − y" if k == n - 1 else f"∂L/∂z{i + 1}·w{i + 1}"
+        rows.append((f"∂L/∂a{i}", up, cp.dL_da[k], np.nan))
+        rows.append((f"φ'(z{i})", "local slope", cp.slope[k], np.nan))
+        rows.append((f"∂L/∂z{i}", f"∂L/∂a{i}·φ'(z{i})", cp.dL_dz[k], ag["dL_dz"][k]))
+        rows.append((f"∂L/∂w{i}", f"∂L/∂z{i}·{'x' if k == 0 else f'a{k}'}", cp.dL_dw[k], ag["dL_dw"][k]))
+        rows.append((f"∂L/∂b{i}", f"∂L/∂z{i}", cp.dL_db[k], ag["dL_db"][k]))
+    df = pd.DataFrame(rows, columns=["quantity", "computed as", "by hand", "autograd"])
+    df["|difference|"] = (df["by hand"] - df["autograd"]).abs()
+    return df
+
+
+def slope_factors(cp: ChainPass) -> pd.DataFrame:
+    """Per layer: ``phi'(z_k)``, ``w_k``, and the factor ``w_k phi'(z_k)`` the gradient is multiplied by."""
+    return pd.DataFrame(
+        {
+            "layer": np.arange(1, len(cp.w) + 1),
+            "z": cp.z,
+            "φ'(z)": cp.slope,
+            "w": cp.w,
+            "w·φ'(z)": cp.w * cp.slope,
+        }
+    )
+
+
+# ---------------------------------------------------------------------------
+# Zig-zag: all-positive inputs force same-sign weight gradients
+# ---------------------------------------------------------------------------
+
+
+def sgd_path(
+    A: np.ndarray, y: np.ndarray, w0: Sequence[float], lr: float, steps: int, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-example gradient descent on ``L = 0.5 (w·a - y)^2`` for a linear neuron.
+
+    Args:
+        A: inputs ``(N, d)``; y: targets ``(N,)``; w0: starting weights.
+        lr: step size; steps: number of single-example steps; seed: example order.
+
+    Returns:
+        The weights after every step ``(steps + 1, d)`` and the gradients ``(steps, d)``.
+    """
+    rng = np.random.default_rng(seed)
+    w = np.asarray(w0, dtype=float).copy()
+    path, grads = [w.copy()], []
+    for i in rng.integers(0, len(A), size=steps):
+        g = (A[i] @ w - y[i]) * A[i]  # delta times the inputs: sign set by delta when A[i] > 0
+        w = w - lr * g
+        path.append(w.copy())
+        grads.append(g)
+    return np.array(path), np.array(grads)
+
+
+def same_sign_fraction(grads: np.ndarray) -> float:
+    """Fraction of gradients whose non-zero components all share one sign."""
+    s = np.sign(grads)
+    return float(np.mean(np.all(s >= 0, axis=1) | np.all(s <= 0, axis=1)))
+
+
+# ---------------------------------------------------------------------------
+# Probes on nn.Module networks and initialisation
+# ---------------------------------------------------------------------------
+
+
+def linear_layers(model: nn.Module) -> list[nn.Linear]:
+    """The ``nn.Linear`` modules of ``model`` in the order they were registered."""
+    return [m for m in model.modules() if isinstance(m, nn.Linear)]
+
+
+def layer_grad_norms(model: nn.Module) -> np.ndarray:
+    """Frobenius norm of each linear layer's weight gradient (call after ``backward``).
+
+    Layer 0 is nearest the input. Raises if a layer has no gradient yet.
+    """
+    norms = []
+    for k, layer in enumerate(linear_layers(model)):
+        if layer.weight.grad is None:
+            raise ValueError(f"linear layer {k} has no gradient: call loss.backward() first")
+        norms.append(layer.weight.grad.detach().norm().item())
+    return np.array(norms)
+
+
+INIT_SCHEMES = ("default", "xavier", "he")
+
+
+@torch.no_grad()
+def init_mlp_(model: nn.Module, scheme: str = "default") -> nn.Module:
+    """Re-initialise every linear layer of ``model`` in place (chapter 3).
+
+    Args:
+        scheme: ``"default"`` keeps PyTorch's ``U(±1/sqrt(fan_in))`` weights and biases;
+            ``"xavier"`` is Glorot & Bengio's uniform scheme, variance ``2/(fan_in+fan_out)``;
+            ``"he"`` is He et al.'s normal scheme for ReLU, variance ``2/fan_in``;
+            ``"normal:STD"`` draws weights from ``N(0, STD^2)``. Biases are zeroed
+            by every scheme but ``"default"``.
+
+    Returns:
+        ``model``, for chaining.
+    """
+    if scheme == "default":
+        return model
+    for layer in linear_layers(model):
+        if scheme == "xavier":
+            nn.init.xavier_uniform_(layer.weight)
+        elif scheme == "he":
+            nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
+        elif scheme.startswith("normal:"):
+            nn.init.normal_(layer.weight, 0.0, float(scheme.split(":", 1)[1]))
+        else:
+            raise ValueError(f"unknown init {scheme!r}; use default, xavier, he or normal:STD")
+        if layer.bias is not None:
+            nn.init.zeros_(layer.bias)
+    return model

@@ -1,0 +1,381 @@
+"""Batched ensemble training (introduced in chapter 3): many small MLPs trained at once.
+
+Experiments in this course repeat one small network over seeds, activations and
+learning rates. Trained one after another in a Python loop, a 64-unit network
+spends most of its time in interpreter and kernel-launch overhead. Here the E
+members are stacked into one model: layer ``k`` holds a weight tensor of shape
+``(E, fan_in, fan_out)`` and the forward pass is one ``torch.baddbmm`` per layer
+for all members together. The members' losses are summed before the backward
+pass; since no parameter is shared, each member receives exactly the gradient of
+its own loss, so a member trains exactly as it would alone.
+
+Members may differ in seed, activation, learning rate and initialisation. The
+optimisers (Adam and SGD with momentum) are written for stacked tensors so that
+each member can keep its own learning rate; they follow ``torch.optim``'s update
+formulas step for step.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm.auto import tqdm
+
+from actlab.backprop import init_mlp_
+from actlab.device import Stopwatch, describe_device, get_device
+from actlab.models import activation_module, mlp
+
+
+@dataclass(frozen=True)
+class Member:
+    """One network of an ensemble.
+
+    Args:
+        seed: seeds the member's initial weights (``torch.manual_seed`` before building it).
+        activation: a name known to :func:`actlab.models.activation_module`.
+        lr: the member's learning rate.
+        init: ``"default"`` (PyTorch's), ``"xavier"``, ``"he"`` or ``"normal:STD"``
+            (see :func:`actlab.backprop.init_mlp_`).
+    """
+
+    seed: int
+    activation: str = "relu"
+    lr: float = 1e-3
+    init: str = "default"
+
+
+def members_grid(
+    seeds: Iterable[int],
+    activations: Sequence[str] = ("relu",),
+    lrs: Sequence[float] = (1e-3,),
+    inits: Sequence[str] = ("default",),
+) -> list[Member]:
+    """Every combination of activation, init, learning rate and seed (seed varies fastest)."""
+    seeds = list(seeds)
+    return [
+        Member(seed=s, activation=a, lr=lr, init=i)
+        for a, i, lr, s in itertools.product(activations, inits, lrs, seeds)
+    ]
+
+
+def build_member(
+    member: Member, in_dim: int, width: int, depth: int, out_dim: int, dtype: torch.dtype = torch.float32
+) -> nn.Sequential:
+    """The network ``member`` describes, initialised from its seed, as a plain ``nn.Sequential``.
+
+    This is the network an ensemble member is equal to: the ensemble copies its
+    initial weights from here.
+    """
+    torch.manual_seed(member.seed)
+    net = mlp(in_dim, width, depth, out_dim, activation=member.activation)
+    init_mlp_(net, member.init)
+    return net.to(dtype)
+
+
+class EnsembleMLP(nn.Module):
+    """E multilayer perceptrons of one shape with stacked weights.
+
+    Layer ``k`` has ``weights[k]`` of shape ``(E, fan_in, fan_out)`` (the transpose
+    of ``nn.Linear.weight``, so that ``h @ W`` needs no transposition) and
+    ``biases[k]`` of shape ``(E, 1, fan_out)``.
+    """
+
+    def __init__(
+        self,
+        members: Sequence[Member],
+        in_dim: int,
+        width: int,
+        depth: int,
+        out_dim: int,
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
+        super().__init__()
+        if not members:
+            raise ValueError("an ensemble needs at least one member")
+        self.members = list(members)
+        self.shape = (in_dim, width, depth, out_dim)
+        nets = [build_member(m, in_dim, width, depth, out_dim, dtype) for m in self.members]
+        linears = [[m for m in net if isinstance(m, nn.Linear)] for net in nets]
+        self.weights = nn.ParameterList(
+            nn.Parameter(torch.stack([layers[k].weight.detach().T for layers in linears]).contiguous())
+            for k in range(depth + 1)
+        )
+        self.biases = nn.ParameterList(
+            nn.Parameter(torch.stack([layers[k].bias.detach()[None, :] for layers in linears]))
+            for k in range(depth + 1)
+        )
+        # Runs of consecutive members sharing an activation: one call per run.
+        self._runs: list[tuple[int, int, nn.Module]] = []
+        for name, group in itertools.groupby(enumerate(m.activation for m in self.members), key=lambda t: t[1]):
+            idx = [i for i, _ in group]
+            self._runs.append((idx[0], idx[-1] + 1, activation_module(name)))
+
+    @property
+    def size(self) -> int:
+        """Number of members E."""
+        return len(self.members)
+
+    @property
+    def n_layers(self) -> int:
+        """Number of linear layers (hidden layers + output layer)."""
+        return len(self.weights)
+
+    def _act(self, z: torch.Tensor) -> torch.Tensor:
+        if len(self._runs) == 1:
+            return self._runs[0][2](z)
+        return torch.cat([phi(z[s:e]) for s, e, phi in self._runs], dim=0)
+
+    def forward(self, x: torch.Tensor, return_hidden: bool = False):
+        """Outputs of every member, shape ``(E, N, out_dim)``.
+
+        Args:
+            x: inputs ``(N, in_dim)`` shared by all members, or ``(E, N, in_dim)``.
+            return_hidden: also return the list of hidden activations, each ``(E, N, width)``.
+        """
+        h = x.expand(self.size, *x.shape) if x.dim() == 2 else x
+        hidden = []
+        for k in range(self.n_layers - 1):
+            h = self._act(torch.baddbmm(self.biases[k], h, self.weights[k]))
+            hidden.append(h)
+        out = torch.baddbmm(self.biases[-1], h, self.weights[-1])
+        return (out, hidden) if return_hidden else out
+
+    @torch.no_grad()
+    def member_module(self, i: int) -> nn.Sequential:
+        """Member ``i`` with its current weights, as a plain ``nn.Sequential`` on the CPU."""
+        in_dim, width, depth, out_dim = self.shape
+        net = mlp(in_dim, width, depth, out_dim, activation=self.members[i].activation)
+        net = net.to(self.weights[0].dtype)
+        linears = [m for m in net if isinstance(m, nn.Linear)]
+        for k, layer in enumerate(linears):
+            layer.weight.copy_(self.weights[k][i].T.cpu())
+            layer.bias.copy_(self.biases[k][i, 0].cpu())
+        return net
+
+
+class _StackedOptimizer:
+    """Adam or SGD over stacked parameters, with one learning rate per member (leading dim)."""
+
+    def __init__(
+        self,
+        params: list[nn.Parameter],
+        lrs: torch.Tensor,
+        kind: str = "adam",
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+        momentum: float = 0.0,
+    ) -> None:
+        if kind not in ("adam", "sgd"):
+            raise ValueError(f"unknown optimizer {kind!r}; use 'adam' or 'sgd'")
+        self.params, self.kind = params, kind
+        self.lrs = [lrs.view(-1, *([1] * (p.dim() - 1))) for p in params]
+        self.betas, self.eps, self.momentum = betas, eps, momentum
+        self.t = 0
+        self.state: list[list[torch.Tensor]] = [[] for _ in params]
+
+    @torch.no_grad()
+    def step(self) -> None:
+        self.t += 1
+        for p, lr, st in zip(self.params, self.lrs, self.state, strict=True):
+            g = p.grad
+            if self.kind == "sgd":
+                if self.momentum:
+                    if not st:
+                        st.append(g.clone())
+                    else:
+                        st[0].mul_(self.momentum).add_(g)
+                    g = st[0]
+                p.sub_(lr * g)
+                continue
+            b1, b2 = self.betas
+            if not st:
+                st += [torch.zeros_like(p), torch.zeros_like(p)]
+            m, v = st
+            # Same arithmetic as torch.optim.Adam's single-tensor update.
+            m.lerp_(g, 1 - b1)
+            v.mul_(b2).addcmul_(g, g, value=1 - b2)
+            bc1 = 1 - b1**self.t
+            bc2_sqrt = math.sqrt(1 - b2**self.t)
+            denom = (v.sqrt() / bc2_sqrt).add_(self.eps)
+            p.sub_((lr / bc1) * (m / denom))
+
+
+@dataclass
+class EnsembleResult:
+    """What :func:`train_ensemble` measured.
+
+    Attributes:
+        members: the members, in the order of every member axis below.
+        losses: training loss per epoch and member, shape ``(num_epochs, E)``; the
+            mean loss of the epoch's steps, computed before each step's update.
+        grad_epochs: the epochs at which gradient norms were recorded.
+        grad_norms: Frobenius norm of each linear layer's weight gradient, shape
+            ``(len(grad_epochs), E, n_layers)``, layer 0 nearest the input; taken
+            at the first step of the epoch (before its update), so epoch 0 is the
+            gradient at initialisation.
+        model: the trained ensemble.
+        seconds: wall time of the training loop.
+        device: where it ran, in words.
+    """
+
+    members: list[Member]
+    losses: np.ndarray
+    grad_epochs: np.ndarray
+    grad_norms: np.ndarray
+    model: EnsembleMLP
+    seconds: float
+    device: str
+
+    def where(self, **attrs: object) -> np.ndarray:
+        """Indices of the members whose fields equal ``attrs``, e.g. ``where(activation="relu")``."""
+        return np.array(
+            [i for i, m in enumerate(self.members) if all(getattr(m, k) == v for k, v in attrs.items())],
+            dtype=int,
+        )
+
+
+def _loss_per_member(out: torch.Tensor, y: torch.Tensor, loss: str) -> torch.Tensor:
+    if loss == "mse":
+        return ((out - y) ** 2).mean(dim=(1, 2))
+    if loss == "ce":
+        E, N, C = out.shape
+        per = F.cross_entropy(out.reshape(E * N, C), y.repeat(E), reduction="none")
+        return per.view(E, N).mean(dim=1)
+    raise ValueError(f"unknown loss {loss!r}; use 'mse' or 'ce'")
+
+
+def epoch_batches(n: int, batch_size: int | None, epoch: int, data_seed: int) -> list[torch.Tensor] | None:
+    """Index batches of one epoch (``None`` for full batch); the same for every member.
+
+    The order is drawn from ``data_seed`` and the epoch number, so a network trained
+    alone with the same arguments sees the same batches.
+    """
+    if batch_size is None or batch_size >= n:
+        return None
+    gen = torch.Generator().manual_seed(data_seed * 100_003 + epoch)
+    return list(torch.randperm(n, generator=gen).split(batch_size))
+
+
+def train_ensemble(
+    members: Sequence[Member],
+    X: np.ndarray | torch.Tensor,
+    y: np.ndarray | torch.Tensor,
+    *,
+    depth: int,
+    width: int,
+    num_epochs: int,
+    optimizer: str = "adam",
+    loss: str = "mse",
+    batch_size: int | None = None,
+    momentum: float = 0.0,
+    grad_epochs: Iterable[int] | None = None,
+    data_seed: int = 0,
+    device: torch.device | str | None = None,
+    dtype: torch.dtype = torch.float32,
+    progress: bool = True,
+) -> EnsembleResult:
+    """Train every member on ``(X, y)`` at once and record losses and per-layer gradient norms.
+
+    Args:
+        members: the networks to train (see :class:`Member`, :func:`members_grid`).
+        X: inputs ``(N, in_dim)``.
+        y: targets ``(N, out_dim)`` for ``loss="mse"``, class indices ``(N,)`` for ``"ce"``.
+        depth, width: hidden layers and units per hidden layer.
+        num_epochs: passes over the data.
+        optimizer: ``"adam"`` (default betas) or ``"sgd"`` (with ``momentum``).
+        loss: ``"mse"`` (mean squared error) or ``"ce"`` (cross-entropy on logits).
+        batch_size: ``None`` for full-batch steps (one step per epoch).
+        grad_epochs: epochs at which to record gradient norms (default: every epoch).
+        data_seed: seeds the batch order when ``batch_size`` is set.
+        device: defaults to :func:`actlab.device.get_device`.
+        dtype: parameter dtype (``torch.float64`` for exact comparisons in tests).
+        progress: show a tqdm progress bar.
+
+    Returns:
+        An :class:`EnsembleResult`.
+    """
+    device = torch.device(device) if device is not None else get_device()
+    X_t = torch.as_tensor(np.asarray(X) if not torch.is_tensor(X) else X, dtype=dtype, device=device)
+    y_dtype = torch.long if loss == "ce" else dtype
+    y_t = torch.as_tensor(np.asarray(y) if not torch.is_tensor(y) else y, dtype=y_dtype, device=device)
+    out_dim = int(y_t.max().item()) + 1 if loss == "ce" else y_t.shape[1]
+    model = EnsembleMLP(members, X_t.shape[1], width, depth, out_dim, dtype=dtype).to(device)
+    params = [*model.weights, *model.biases]
+    lrs = torch.tensor([m.lr for m in model.members], dtype=dtype, device=device)
+    opt = _StackedOptimizer(params, lrs, kind=optimizer, momentum=momentum)
+
+    record = set(range(num_epochs)) if grad_epochs is None else {int(e) for e in grad_epochs}
+    record_sorted = sorted(e for e in record if 0 <= e < num_epochs)
+    E, n_layers = model.size, model.n_layers
+    losses = torch.zeros(num_epochs, E, dtype=dtype, device=device)
+    norms = torch.zeros(len(record_sorted), E, n_layers, dtype=dtype, device=device)
+    slot = {e: i for i, e in enumerate(record_sorted)}
+
+    with Stopwatch(device) as watch:
+        for epoch in tqdm(range(num_epochs), disable=not progress, desc=f"{E} nets", leave=False):
+            batches = epoch_batches(X_t.shape[0], batch_size, epoch, data_seed)
+            for b, idx in enumerate(batches if batches is not None else [None]):
+                xb, yb = (X_t, y_t) if idx is None else (X_t[idx.to(device)], y_t[idx.to(device)])
+                for p in params:
+                    p.grad = None
+                per_member = _loss_per_member(model(xb), yb, loss)
+                per_member.sum().backward()
+                with torch.no_grad():
+                    losses[epoch] += per_member.detach()
+                    if b == 0 and epoch in slot:
+                        norms[slot[epoch]] = torch.stack(
+                            [w.grad.flatten(1).norm(dim=1) for w in model.weights], dim=1
+                        )
+                opt.step()
+            if batches is not None:
+                losses[epoch] /= len(batches)
+
+    return EnsembleResult(
+        members=list(model.members),
+        losses=losses.cpu().numpy(),
+        grad_epochs=np.array(record_sorted, dtype=int),
+        grad_norms=norms.cpu().numpy(),
+        model=model,
+        seconds=watch.seconds,
+        device=describe_device(device),
+    )
+
+
+def train_single(
+    member: Member,
+    X: np.ndarray | torch.Tensor,
+    y: np.ndarray | torch.Tensor,
+    *,
+    depth: int,
+    width: int,
+    num_epochs: int,
+    device: torch.device | str | None = None,
+) -> np.ndarray:
+    """Train one member alone with ``torch.optim.Adam`` and full-batch MSE: the loop baseline.
+
+    This is the ordinary way to train one network; ``benchmarks/bench_ensemble.py``
+    times a Python loop of these against :func:`train_ensemble`.
+
+    Returns:
+        The loss per epoch, shape ``(num_epochs,)``.
+    """
+    device = torch.device(device) if device is not None else get_device()
+    X_t = torch.as_tensor(np.asarray(X) if not torch.is_tensor(X) else X, dtype=torch.float32, device=device)
+    y_t = torch.as_tensor(np.asarray(y) if not torch.is_tensor(y) else y, dtype=torch.float32, device=device)
+    net = build_member(member, X_t.shape[1], width, depth, y_t.shape[1]).to(device)
+    opt = torch.optim.Adam(net.parameters(), lr=member.lr)
+    losses = torch.zeros(num_epochs, device=device)
+    for epoch in range(num_epochs):
+        opt.zero_grad(set_to_none=True)
+        loss = F.mse_loss(net(X_t), y_t)
+        loss.backward()
+        opt.step()
+        losses[epoch] = loss.detach()
+    return losses.cpu().numpy()

@@ -1,0 +1,96 @@
+"""Decision boundaries and bent grids: what layers do to the input plane (chapter 1)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from matplotlib.axes import Axes
+from torch import nn
+
+from actlab.models import hidden_outputs
+
+CLASS_COLOURS = ("#1f77b4", "#d62728")
+
+
+def train_classifier(
+    model: nn.Module,
+    X: np.ndarray,
+    y: np.ndarray,
+    num_epochs: int = 300,
+    lr: float = 0.01,
+    device: torch.device | str = "cpu",
+) -> dict[str, float | list[float]]:
+    """Full-batch Adam on the logistic loss; returns the loss history and final accuracy."""
+    model.to(device)
+    X_t = torch.as_tensor(X, dtype=torch.float32, device=device)
+    y_t = torch.as_tensor(y, dtype=torch.float32, device=device).reshape(-1, 1)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    loss_fn = nn.BCEWithLogitsLoss()
+    losses = []
+    for _ in range(num_epochs):
+        opt.zero_grad()
+        loss = loss_fn(model(X_t), y_t)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    return {"losses": losses, "accuracy": accuracy(model, X, y)}
+
+
+@torch.no_grad()
+def accuracy(model: nn.Module, X: np.ndarray, y: np.ndarray) -> float:
+    """Fraction of points on the right side of the model's decision boundary."""
+    device = next(model.parameters()).device
+    logits = model(torch.as_tensor(X, dtype=torch.float32, device=device)).reshape(-1)
+    return float(((logits > 0).cpu().numpy() == (np.asarray(y) > 0.5)).mean())
+
+
+@torch.no_grad()
+def plot_boundary(ax: Axes, model: nn.Module, X: np.ndarray, y: np.ndarray, n: int = 200) -> None:
+    """Shade the plane by the model's predicted probability and draw the 0.5 contour."""
+    device = next(model.parameters()).device
+    lo, hi = X.min(0) - 0.5, X.max(0) + 0.5
+    xx, yy = np.meshgrid(np.linspace(lo[0], hi[0], n), np.linspace(lo[1], hi[1], n))
+    grid = torch.as_tensor(np.c_[xx.ravel(), yy.ravel()], dtype=torch.float32, device=device)
+    prob = torch.sigmoid(model(grid)).reshape(xx.shape).cpu().numpy()
+    ax.contourf(xx, yy, prob, levels=np.linspace(0, 1, 11), cmap="RdBu_r", alpha=0.35)
+    if prob.min() < 0.5 < prob.max():
+        ax.contour(xx, yy, prob, levels=[0.5], colors="k", linewidths=1.5)
+    scatter(ax, X, y)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def scatter(ax: Axes, X: np.ndarray, y: np.ndarray, size: float = 8) -> None:
+    for label, colour in enumerate(CLASS_COLOURS):
+        pts = X[np.asarray(y) == label]
+        ax.scatter(pts[:, 0], pts[:, 1], s=size, c=colour, edgecolors="none")
+
+
+def grid_lines(lim: float = 2.0, n_lines: int = 11, n_points: int = 101) -> list[np.ndarray]:
+    """Horizontal and vertical lines of a square grid, each an ``(n_points, 2)`` array."""
+    t = np.linspace(-lim, lim, n_points)
+    ticks = np.linspace(-lim, lim, n_lines)
+    horizontal = [np.stack([t, np.full_like(t, c)], 1) for c in ticks]
+    vertical = [np.stack([np.full_like(t, c), t], 1) for c in ticks]
+    return horizontal + vertical
+
+
+@torch.no_grad()
+def map_through(model: nn.Sequential, points: np.ndarray, layer: int) -> np.ndarray:
+    """Points after hidden layer ``layer`` (0 is the input) of ``model``."""
+    device = next(model.parameters()).device
+    x = torch.as_tensor(points, dtype=torch.float32, device=device)
+    return hidden_outputs(model, x)[layer].cpu().numpy()
+
+
+def plot_grid(ax: Axes, model: nn.Sequential, layer: int, lines: list[np.ndarray]) -> None:
+    """Draw the grid ``lines`` as they look after hidden layer ``layer`` (2 units wide)."""
+    n = len(lines) // 2
+    for i, line in enumerate(lines):
+        mapped = map_through(model, line, layer)
+        if mapped.shape[1] != 2:
+            raise ValueError(f"layer {layer} has {mapped.shape[1]} units; a grid needs 2")
+        ax.plot(mapped[:, 0], mapped[:, 1], lw=0.7, color="#555" if i < n else "#e377c2")
+    ax.set_aspect("equal", adjustable="datalim")
+    ax.set_xticks([])
+    ax.set_yticks([])
