@@ -113,8 +113,19 @@ def chain_pass(
         dL_dw[k] = dL_dz[k] * inputs[k]
         upstream = dL_dz[k] * w[k]  # becomes dL/da[k-1]
     return ChainPass(
-        activation=activation, x=float(x), y=float(y), w=w, b=b, z=z, a=a, slope=slope,
-        loss=float(loss), dL_da=dL_da, dL_dz=dL_dz, dL_dw=dL_dw, dL_db=dL_dz.copy(),
+        activation=activation,
+        x=float(x),
+        y=float(y),
+        w=w,
+        b=b,
+        z=z,
+        a=a,
+        slope=slope,
+        loss=float(loss),
+        dL_da=dL_da,
+        dL_dz=dL_dz,
+        dL_dw=dL_dw,
+        dL_db=dL_dz.copy(),
         dL_dx=float(upstream),
     )
 
@@ -169,7 +180,9 @@ def chain_table(cp: ChainPass) -> pd.DataFrame:
         rows.append((f"∂L/∂a{i}", up, cp.dL_da[k], np.nan))
         rows.append((f"φ'(z{i})", "local slope", cp.slope[k], np.nan))
         rows.append((f"∂L/∂z{i}", f"∂L/∂a{i}·φ'(z{i})", cp.dL_dz[k], ag["dL_dz"][k]))
-        rows.append((f"∂L/∂w{i}", f"∂L/∂z{i}·{'x' if k == 0 else f'a{k}'}", cp.dL_dw[k], ag["dL_dw"][k]))
+        rows.append(
+            (f"∂L/∂w{i}", f"∂L/∂z{i}·{'x' if k == 0 else f'a{k}'}", cp.dL_dw[k], ag["dL_dw"][k])
+        )
         rows.append((f"∂L/∂b{i}", f"∂L/∂z{i}", cp.dL_db[k], ag["dL_db"][k]))
     df = pd.DataFrame(rows, columns=["quantity", "computed as", "by hand", "autograd"])
     df["|difference|"] = (df["by hand"] - df["autograd"]).abs()

@@ -66,7 +66,12 @@ def members_grid(
 
 
 def build_member(
-    member: Member, in_dim: int, width: int, depth: int, out_dim: int, dtype: torch.dtype = torch.float32
+    member: Member,
+    in_dim: int,
+    width: int,
+    depth: int,
+    out_dim: int,
+    dtype: torch.dtype = torch.float32,
 ) -> nn.Sequential:
     """The network ``member`` describes, initialised from its seed, as a plain ``nn.Sequential``.
 
@@ -104,7 +109,9 @@ class EnsembleMLP(nn.Module):
         nets = [build_member(m, in_dim, width, depth, out_dim, dtype) for m in self.members]
         linears = [[m for m in net if isinstance(m, nn.Linear)] for net in nets]
         self.weights = nn.ParameterList(
-            nn.Parameter(torch.stack([layers[k].weight.detach().T for layers in linears]).contiguous())
+            nn.Parameter(
+                torch.stack([layers[k].weight.detach().T for layers in linears]).contiguous()
+            )
             for k in range(depth + 1)
         )
         self.biases = nn.ParameterList(
@@ -113,7 +120,9 @@ class EnsembleMLP(nn.Module):
         )
         # Runs of consecutive members sharing an activation: one call per run.
         self._runs: list[tuple[int, int, nn.Module]] = []
-        for name, group in itertools.groupby(enumerate(m.activation for m in self.members), key=lambda t: t[1]):
+        for name, group in itertools.groupby(
+            enumerate(m.activation for m in self.members), key=lambda t: t[1]
+        ):
             idx = [i for i, _ in group]
             self._runs.append((idx[0], idx[-1] + 1, activation_module(name)))
 
@@ -236,7 +245,11 @@ class EnsembleResult:
     def where(self, **attrs: object) -> np.ndarray:
         """Indices of the members whose fields equal ``attrs``, e.g. ``where(activation="relu")``."""
         return np.array(
-            [i for i, m in enumerate(self.members) if all(getattr(m, k) == v for k, v in attrs.items())],
+            [
+                i
+                for i, m in enumerate(self.members)
+                if all(getattr(m, k) == v for k, v in attrs.items())
+            ],
             dtype=int,
         )
 
@@ -251,7 +264,9 @@ def _loss_per_member(out: torch.Tensor, y: torch.Tensor, loss: str) -> torch.Ten
     raise ValueError(f"unknown loss {loss!r}; use 'mse' or 'ce'")
 
 
-def epoch_batches(n: int, batch_size: int | None, epoch: int, data_seed: int) -> list[torch.Tensor] | None:
+def epoch_batches(
+    n: int, batch_size: int | None, epoch: int, data_seed: int
+) -> list[torch.Tensor] | None:
     """Index batches of one epoch (``None`` for full batch); the same for every member.
 
     The order is drawn from ``data_seed`` and the epoch number, so a network trained
@@ -302,9 +317,13 @@ def train_ensemble(
         An :class:`EnsembleResult`.
     """
     device = torch.device(device) if device is not None else get_device()
-    X_t = torch.as_tensor(np.asarray(X) if not torch.is_tensor(X) else X, dtype=dtype, device=device)
+    X_t = torch.as_tensor(
+        np.asarray(X) if not torch.is_tensor(X) else X, dtype=dtype, device=device
+    )
     y_dtype = torch.long if loss == "ce" else dtype
-    y_t = torch.as_tensor(np.asarray(y) if not torch.is_tensor(y) else y, dtype=y_dtype, device=device)
+    y_t = torch.as_tensor(
+        np.asarray(y) if not torch.is_tensor(y) else y, dtype=y_dtype, device=device
+    )
     out_dim = int(y_t.max().item()) + 1 if loss == "ce" else y_t.shape[1]
     model = EnsembleMLP(members, X_t.shape[1], width, depth, out_dim, dtype=dtype).to(device)
     params = [*model.weights, *model.biases]
@@ -367,8 +386,12 @@ def train_single(
         The loss per epoch, shape ``(num_epochs,)``.
     """
     device = torch.device(device) if device is not None else get_device()
-    X_t = torch.as_tensor(np.asarray(X) if not torch.is_tensor(X) else X, dtype=torch.float32, device=device)
-    y_t = torch.as_tensor(np.asarray(y) if not torch.is_tensor(y) else y, dtype=torch.float32, device=device)
+    X_t = torch.as_tensor(
+        np.asarray(X) if not torch.is_tensor(X) else X, dtype=torch.float32, device=device
+    )
+    y_t = torch.as_tensor(
+        np.asarray(y) if not torch.is_tensor(y) else y, dtype=torch.float32, device=device
+    )
     net = build_member(member, X_t.shape[1], width, depth, y_t.shape[1]).to(device)
     opt = torch.optim.Adam(net.parameters(), lr=member.lr)
     losses = torch.zeros(num_epochs, device=device)

@@ -1,0 +1,213 @@
+"""Batched ensemble training: every member trains exactly as the same network trained alone."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from actlab.ensemble import (
+    EnsembleMLP,
+    Member,
+    build_member,
+    epoch_batches,
+    members_grid,
+    train_ensemble,
+    train_single,
+)
+
+DEPTH, WIDTH, EPOCHS = 3, 8, 15
+
+
+def data(n: int = 24, seed: int = 5) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(-2, 2, size=(n, 2))
+    y = np.stack([np.sin(X[:, 0]) * X[:, 1], np.cos(X[:, 1])], axis=1)
+    return X, y
+
+
+def train_alone(
+    member: Member,
+    X: np.ndarray,
+    y: np.ndarray,
+    optimizer: str,
+    momentum: float = 0.0,
+    batch_size: int | None = None,
+    dtype: torch.dtype = torch.float64,
+) -> tuple[np.ndarray, list[list[torch.Tensor]], torch.nn.Module]:
+    """An ordinary training loop with torch.optim: the reference the ensemble must match."""
+    net = build_member(member, X.shape[1], WIDTH, DEPTH, y.shape[1], dtype=dtype)
+    if optimizer == "adam":
+        opt = torch.optim.Adam(net.parameters(), lr=member.lr, foreach=False)
+    else:
+        opt = torch.optim.SGD(net.parameters(), lr=member.lr, momentum=momentum, foreach=False)
+    Xt, yt = torch.tensor(X, dtype=dtype), torch.tensor(y, dtype=dtype)
+    losses, grads = [], []
+    linears = [m for m in net if isinstance(m, torch.nn.Linear)]
+    for epoch in range(EPOCHS):
+        batches = epoch_batches(len(X), batch_size, epoch, data_seed=3)
+        epoch_losses = []
+        for b, idx in enumerate(batches if batches is not None else [None]):
+            xb, yb = (Xt, yt) if idx is None else (Xt[idx], yt[idx])
+            opt.zero_grad()
+            loss = F.mse_loss(net(xb), yb)
+            loss.backward()
+            if b == 0:
+                grads.append([layer.weight.grad.detach().clone() for layer in linears])
+            opt.step()
+            epoch_losses.append(loss.item())
+        losses.append(np.mean(epoch_losses))
+    return np.array(losses), grads, net
+
+
+MEMBERS = [
+    Member(seed=0, activation="sigmoid", lr=1e-2),
+    Member(seed=1, activation="sigmoid", lr=3e-3, init="xavier"),
+    Member(seed=2, activation="relu", lr=1e-2, init="he"),
+    Member(seed=3, activation="gelu", lr=5e-3),
+    Member(seed=4, activation="tanh", lr=2e-2, init="normal:0.5"),
+    Member(seed=0, activation="sigmoid", lr=1e-3),
+]
+
+
+@pytest.mark.parametrize(
+    "optimizer, momentum, batch_size",
+    [("adam", 0.0, None), ("sgd", 0.0, None), ("sgd", 0.9, None), ("adam", 0.0, 10)],
+)
+def test_member_matches_network_trained_alone(
+    optimizer: str, momentum: float, batch_size: int | None
+) -> None:
+    X, y = data()
+    res = train_ensemble(
+        MEMBERS,
+        X,
+        y,
+        depth=DEPTH,
+        width=WIDTH,
+        num_epochs=EPOCHS,
+        optimizer=optimizer,
+        momentum=momentum,
+        batch_size=batch_size,
+        data_seed=3,
+        device="cpu",
+        dtype=torch.float64,
+        progress=False,
+    )
+    assert res.losses.shape == (EPOCHS, len(MEMBERS))
+    assert res.grad_norms.shape == (EPOCHS, len(MEMBERS), DEPTH + 1)
+    for i, member in enumerate(MEMBERS):
+        losses, grads, net = train_alone(member, X, y, optimizer, momentum, batch_size)
+        np.testing.assert_allclose(res.losses[:, i], losses, rtol=1e-9, atol=1e-12)
+        ref_norms = np.array([[g.norm().item() for g in epoch] for epoch in grads])
+        np.testing.assert_allclose(res.grad_norms[:, i, :], ref_norms, rtol=1e-8, atol=1e-14)
+        # Trained weights equal too (so every gradient along the way was the same).
+        trained = res.model.member_module(i)
+        for p, q in zip(trained.parameters(), net.parameters(), strict=True):
+            torch.testing.assert_close(p, q, rtol=1e-8, atol=1e-10)
+
+
+def test_first_gradients_equal_elementwise() -> None:
+    """Not only the norms: the full weight gradients at initialisation agree entry by entry."""
+    X, y = data()
+    model = EnsembleMLP(MEMBERS, 2, WIDTH, DEPTH, 2, dtype=torch.float64)
+    Xt, yt = torch.tensor(X), torch.tensor(y)
+    ((model(Xt) - yt) ** 2).mean(dim=(1, 2)).sum().backward()
+    for i, member in enumerate(MEMBERS):
+        net = build_member(member, 2, WIDTH, DEPTH, 2, dtype=torch.float64)
+        F.mse_loss(net(Xt), yt).backward()
+        linears = [m for m in net if isinstance(m, torch.nn.Linear)]
+        for k, layer in enumerate(linears):
+            torch.testing.assert_close(
+                model.weights[k].grad[i].T, layer.weight.grad, rtol=1e-10, atol=1e-12
+            )
+            torch.testing.assert_close(
+                model.biases[k].grad[i, 0], layer.bias.grad, rtol=1e-10, atol=1e-12
+            )
+
+
+def test_float32_agrees_with_plain_adam_loop() -> None:
+    """In float32, with torch.optim.Adam's default (foreach) path, agreement to float tolerance."""
+    X, y = data()
+    members = members_grid(range(3), activations=("sigmoid", "relu"), lrs=(1e-2,))
+    res = train_ensemble(
+        members, X, y, depth=DEPTH, width=WIDTH, num_epochs=EPOCHS, device="cpu", progress=False
+    )
+    for i, member in enumerate(members):
+        alone = train_single(
+            member, X, y, depth=DEPTH, width=WIDTH, num_epochs=EPOCHS, device="cpu"
+        )
+        np.testing.assert_allclose(res.losses[:, i], alone, rtol=2e-4, atol=1e-6)
+
+
+def test_forward_equals_member_modules_and_hidden_shapes() -> None:
+    X, _ = data()
+    model = EnsembleMLP(MEMBERS, 2, WIDTH, DEPTH, 2, dtype=torch.float64)
+    Xt = torch.tensor(X)
+    out, hidden = model(Xt, return_hidden=True)
+    assert out.shape == (len(MEMBERS), len(X), 2)
+    assert [h.shape for h in hidden] == [(len(MEMBERS), len(X), WIDTH)] * DEPTH
+    for i in range(len(MEMBERS)):
+        torch.testing.assert_close(out[i], model.member_module(i)(Xt))
+
+
+def test_cross_entropy_members_match() -> None:
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(30, 3))
+    labels = (X[:, 0] + X[:, 1] > 0).astype(int) + (X[:, 2] > 1).astype(int)
+    members = [Member(seed=s, activation="relu", lr=1e-2) for s in range(2)]
+    res = train_ensemble(
+        members,
+        X,
+        labels,
+        depth=2,
+        width=6,
+        num_epochs=5,
+        loss="ce",
+        device="cpu",
+        dtype=torch.float64,
+        progress=False,
+    )
+    for i, m in enumerate(members):
+        net = build_member(m, 3, 6, 2, 3, dtype=torch.float64)
+        opt = torch.optim.Adam(net.parameters(), lr=m.lr)
+        Xt, yt = torch.tensor(X), torch.tensor(labels)
+        for epoch in range(5):
+            opt.zero_grad()
+            loss = F.cross_entropy(net(Xt), yt)
+            loss.backward()
+            opt.step()
+            assert res.losses[epoch, i] == pytest.approx(loss.item(), rel=1e-9)
+
+
+def test_grid_selection_and_recorded_epochs() -> None:
+    members = members_grid(range(2), activations=("relu", "tanh"), lrs=(1e-3, 1e-2))
+    assert len(members) == 8 and [m.seed for m in members[:2]] == [0, 1]
+    X, y = data()
+    res = train_ensemble(
+        members,
+        X,
+        y,
+        depth=2,
+        width=4,
+        num_epochs=6,
+        grad_epochs=[0, 5, 99],
+        device="cpu",
+        progress=False,
+    )
+    assert list(res.grad_epochs) == [0, 5]
+    assert res.grad_norms.shape == (2, 8, 3)
+    assert list(res.where(activation="tanh", lr=1e-2)) == [6, 7]
+    assert np.all(np.isfinite(res.losses)) and "cpu" in res.device
+
+
+def test_rejects_bad_arguments() -> None:
+    X, y = data()
+    with pytest.raises(ValueError, match="optimizer"):
+        train_ensemble(
+            [Member(0)], X, y, depth=1, width=2, num_epochs=1, optimizer="rmsprop", progress=False
+        )
+    with pytest.raises(ValueError, match="at least one member"):
+        EnsembleMLP([], 2, 2, 1, 1)
+    with pytest.raises(ValueError, match="unknown activation"):
+        EnsembleMLP([Member(0, activation="nope")], 2, 2, 1, 1)
