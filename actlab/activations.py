@@ -268,7 +268,7 @@ ACTIVATIONS: dict[str, Activation] = {
         ),
         Activation(
             "gelu", "GELU", gelu, dgelu, F.gelu, _t_dgelu, nn.GELU,
-            r"z\,\Phi(z)", r"\Phi(z) + z\,\varphi(z)", cite="hendrycks2016gaussian",
+            r"z\,\Phi(z)", r"\Phi(z) + z\,\varphi_{\mathcal N}(z)", cite="hendrycks2016gaussian",
         ),
         Activation(
             "gelu_tanh", "GELU (tanh approx.)", gelu_tanh, dgelu_tanh,

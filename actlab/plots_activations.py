@@ -53,7 +53,9 @@ def tangent_figure(activation: str, z: float, lim: float = 7.0) -> Figure:
     ax_d.plot(grid, act.np_dfn(grid), color="C2", lw=1.8)
     ax_d.plot([z], [slope], "o", color="C3")
     dmax = float(act.np_dfn(grid).max())
-    ax_d.set(ylim=(-0.05 * dmax - 0.02, 1.15 * dmax), xlabel="$z$", title=f"φ'({z:g}) = {slope:.4g}")
+    ax_d.set(
+        ylim=(-0.05 * dmax - 0.02, 1.15 * dmax), xlabel="$z$", title=f"φ'({z:g}) = {slope:.4g}"
+    )
     if act.kinks and z in act.kinks:
         ax_d.annotate(
             "PyTorch's value at the kink",

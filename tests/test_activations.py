@@ -233,3 +233,43 @@ def test_activation_module_identity_and_unknown() -> None:
     assert torch.equal(activation_module("linear")(z), z)
     with pytest.raises(ValueError, match="none"):
         activation_module("swishy")
+
+
+# --------------------------------------------------------------------- figures and explorer
+
+
+def test_figures_are_figures() -> None:
+    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
+
+    from actlab.plots_activations import overlay_figure, tangent_figure
+
+    for fig in (overlay_figure(), tangent_figure("relu", 0.0), tangent_figure("gelu", -3.0)):
+        assert isinstance(fig, Figure)
+        plt.close(fig)
+
+
+def test_tangent_explorer_frames_change_with_the_controls() -> None:
+    from actlab.plots_activations import tangent_explorer
+
+    explorer = tangent_explorer(names=["sigmoid", "relu"], zs=[-1.0, 0.0, 1.0])
+    assert explorer.n_frames == 6
+    frames = explorer.render_all()
+    assert len(set(frames)) == 6  # every combination draws something different
+    live = explorer.live()
+    dropdown, slider = live.children[0].children
+    image = live.children[-1]
+    before = image.value
+    slider.index = 2
+    assert image.value != before
+    dropdown.index = 1
+    assert image.value == explorer.frame((1, 2))
+
+
+def test_properties_frame_has_one_row_per_activation() -> None:
+    from actlab.plots_activations import properties_frame
+
+    frame = properties_frame(A.properties_table(time_it=False))
+    assert len(frame) == len(NAMES)
+    assert frame.loc["ReLU", "exact zeros"] == "50 %"
+    assert frame.loc["tanh", "zero-centred (mean)"].startswith("yes")
