@@ -11,7 +11,6 @@ TORCH_PIN := torch==2.13.0
 
 # nbgrader shells out to `alembic` and the book to `jupyter`: use the venv's.
 export PATH := $(BIN):$(PATH)
-export MPLBACKEND := Agg
 
 .PHONY: all env js book test test-fast lint release system clean help
 
