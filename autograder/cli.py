@@ -1,21 +1,143 @@
-"""Command line: `autograder release` (more commands are added by the grading pipeline)."""
+"""Command line: `autograder release`, `autograder grade`, `autograder report`."""
 
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from autograder.release import release
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="autograder", description=__doc__)
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="autograder",
+        description="Release, grade (parallel, sandboxed) and report on nbgrader notebooks.",
+    )
     parser.add_argument("--course", type=Path, default=Path.cwd(), help="course root (default: .)")
     sub = parser.add_subparsers(dest="command", required=True)
+
     p_rel = sub.add_parser("release", help="generate exercises/ from solutions/")
     p_rel.add_argument("assignments", nargs="*", help="assignment names (default: all)")
-    args = parser.parse_args(argv)
+
+    p_grade = sub.add_parser(
+        "grade",
+        help="grade a class: import, autograde in a sandbox, feedback, grades.csv, summary",
+        description="SUBMISSIONS: an nbgrader submitted/ tree (STUDENT/ASSIGNMENT/*.ipynb), "
+        "a folder per student (Moodle's 'Name_123_assignsubmission_file_' too), a flat folder "
+        "of STUDENT.ipynb / STUDENT_NOTEBOOK.ipynb / NOTEBOOK_STUDENT.ipynb, Canvas "
+        "(login_123_456_NOTEBOOK.ipynb) or Blackboard (..._login_attempt_DATE_NOTEBOOK.ipynb) "
+        "files, or a .zip of any of these.",
+    )
+    p_grade.add_argument("assignment", help="assignment name (a folder of solutions/)")
+    p_grade.add_argument("submissions", type=Path, help="folder or .zip of submissions")
+    p_grade.add_argument(
+        "--out", type=Path, default=None, help="output folder (default: COURSE/grading)"
+    )
+    p_grade.add_argument(
+        "--db", default=None, help="gradebook SQLAlchemy URL (default: sqlite in --out)"
+    )
+    p_grade.add_argument(
+        "--workers", type=int, default=None, help="parallel workers (default: cores)"
+    )
+    p_grade.add_argument(
+        "--unsafe", action="store_true", help="no sandbox: student code gets your rights"
+    )
+    p_grade.add_argument(
+        "--force", action="store_true", help="regrade even unchanged, graded submissions"
+    )
+    p_grade.add_argument(
+        "--cell-timeout", type=int, default=60, help="seconds per cell (default 60)"
+    )
+    p_grade.add_argument(
+        "--notebook-timeout", type=int, default=600, help="seconds per notebook (default 600)"
+    )
+    p_grade.add_argument(
+        "--memory", type=int, default=4096, help="address space per kernel, MiB (default 4096)"
+    )
+    p_grade.add_argument(
+        "--cpu", type=int, default=None, help="CPU seconds per kernel (default: notebook timeout)"
+    )
+    p_grade.add_argument(
+        "--max-processes", type=int, default=256, help="processes/threads per kernel (default 256)"
+    )
+    p_grade.add_argument(
+        "--max-output", type=float, default=4.0, help="MiB of output kept per cell (default 4)"
+    )
+    p_grade.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    p_rep = sub.add_parser("report", help="rebuild grades.csv and the summary from the gradebook")
+    p_rep.add_argument(
+        "--out", type=Path, default=None, help="output folder (default: COURSE/grading)"
+    )
+    p_rep.add_argument("--db", default=None, help="gradebook URL (default: sqlite in --out)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    course = args.course.resolve()
     if args.command == "release":
-        for path in release(args.course, args.assignments or None):
-            print(f"released {path.relative_to(args.course.resolve())}")
+        for path in release(course, args.assignments or None):
+            print(f"released {path.relative_to(course)}")
+        return 0
+
+    from autograder.grade import tool_env
+
+    tool_env()
+    out = (args.out or course / "grading").resolve()
+    if args.command == "report":
+        from autograder.report import write_reports
+
+        db = args.db or f"sqlite:///{out / 'gradebook.db'}"
+        if not args.db and not (out / "gradebook.db").exists():
+            print(f"autograder: no gradebook at {out / 'gradebook.db'}", file=sys.stderr)
+            return 2
+        for kind, path in write_reports(out, db).items():
+            print(f"wrote {kind}: {path}")
+        return 0
+
+    from autograder.grade import grade
+    from autograder.sandbox import Limits, SandboxUnavailable
+
+    limits = Limits(
+        cell_timeout=args.cell_timeout,
+        notebook_timeout=args.notebook_timeout,
+        memory_mb=args.memory,
+        cpu_seconds=args.cpu or args.notebook_timeout,
+        max_processes=args.max_processes,
+        output_mb=args.max_output,
+    )
+    try:
+        run = grade(
+            course,
+            args.assignment,
+            args.submissions,
+            out=out,
+            db_url=args.db,
+            workers=args.workers,
+            unsafe=args.unsafe,
+            limits=limits,
+            progress=not args.no_progress,
+            force=args.force,
+        )
+    except SandboxUnavailable as exc:
+        print(f"autograder: refusing to grade: {exc}", file=sys.stderr)
+        return 2
+    except FileNotFoundError as exc:
+        print(f"autograder: {exc}", file=sys.stderr)
+        return 2
+    for warning in run.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    counts: dict[str, int] = {}
+    for r in run.results:
+        counts[r["status"]] = counts.get(r["status"], 0) + 1
+    print(
+        f"graded {len(run.results) - len(run.skipped)}, unchanged {len(run.skipped)}: "
+        + ", ".join(f"{k} {v}" for k, v in sorted(counts.items()))
+    )
+    print(f"gradebook: {run.db_url}")
+    print(f"grades:    {run.out / 'grades.csv'}")
+    print(f"summary:   {run.out / 'summary.md'}, {run.out / 'summary.png'}")
+    print(f"feedback:  {run.out / 'feedback'}/STUDENT/{args.assignment}/")
     return 0

@@ -23,7 +23,9 @@ def assignments(course_root: Path) -> list[str]:
     return sorted(p.name for p in src.iterdir() if p.is_dir() and any(p.glob("*.ipynb")))
 
 
-def release(course_root: Path, names: list[str] | None = None, dest: str = "exercises") -> list[Path]:
+def release(
+    course_root: Path, names: list[str] | None = None, dest: str = "exercises"
+) -> list[Path]:
     """Run ``nbgrader generate_assignment`` for each assignment into ``course_root/dest``.
 
     Args:
@@ -42,14 +44,22 @@ def release(course_root: Path, names: list[str] | None = None, dest: str = "exer
         if target.exists():
             shutil.rmtree(target)
         cmd = [
-            sys.executable, "-m", "nbgrader", "generate_assignment", name,
-            "--force", "--no-db", "--log-level=WARN",
+            sys.executable,
+            "-m",
+            "nbgrader",
+            "generate_assignment",
+            name,
+            "--force",
+            "--no-db",
+            "--log-level=WARN",
             f"--CourseDirectory.root={course_root}",
             "--CourseDirectory.source_directory=solutions",
             f"--CourseDirectory.release_directory={dest}",
         ]
         proc = subprocess.run(cmd, cwd=course_root, env=_env(), capture_output=True, text=True)
         if proc.returncode != 0:
-            raise RuntimeError(f"nbgrader generate_assignment {name} failed:\n{proc.stdout}\n{proc.stderr}")
+            raise RuntimeError(
+                f"nbgrader generate_assignment {name} failed:\n{proc.stdout}\n{proc.stderr}"
+            )
         out.append(target)
     return out

@@ -1,0 +1,219 @@
+"""nbgrader's Execute preprocessor, run in the sandbox kernel and made robust.
+
+It replaces ``Execute`` in ``Autograde.autograde_preprocessors`` and adds what the
+batch needs: a kernel reached over ``ipc`` (the sandbox has no network), a wall-clock
+limit per notebook, a cap on the bytes of output kept, and, when the kernel dies or
+stops answering, an error output in every cell that did not run, so that an
+unexecuted grade cell can never pass. What happened is written to ``events_path``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import tempfile
+import threading
+from typing import Any
+
+from jupyter_client.kernelspec import KernelSpecManager
+from nbformat.notebooknode import NotebookNode
+from nbgrader.preprocessors import Execute
+from traitlets import Float, Integer, Unicode
+
+from autograder.sandbox import KERNEL_NAME
+
+OUTPUT_TYPES = {"stream", "display_data", "execute_result", "update_display_data"}
+
+
+def _error(ename: str, evalue: str) -> NotebookNode:
+    return NotebookNode(
+        output_type="error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}"]
+    )
+
+
+def _content_size(content: dict[str, Any]) -> int:
+    if "text" in content:
+        return len(content["text"])
+    return sum(len(str(v)) for v in content.get("data", {}).values())
+
+
+def describe_exit(code: int | None) -> tuple[str, str]:
+    """Status and reason for a kernel process that ended with ``code`` (a Popen returncode)."""
+    if code is None:
+        return "kernel_died", "the kernel stopped responding"
+    sig = -code if code < 0 else code - 128 if code > 128 else 0
+    if sig == signal.SIGXCPU:
+        return "timeout", "the kernel used up its CPU-time limit and was stopped"
+    if sig:
+        name = signal.Signals(sig).name if sig in signal.valid_signals() else str(sig)
+        hint = (
+            " (often a failed memory allocation)" if sig in (signal.SIGABRT, signal.SIGSEGV) else ""
+        )
+        return "kernel_died", f"the kernel was killed by {name}{hint}"
+    return "kernel_died", f"the kernel exited with code {code} (os._exit, exit() or a crash)"
+
+
+class SandboxedExecute(Execute):
+    """Execute a notebook in the autograder's sandbox kernel."""
+
+    kernel_dirs = Unicode("", help="folder holding the sandbox kernel spec").tag(config=True)
+    socket_root = Unicode("", help="short folder for the kernel's ipc sockets").tag(config=True)
+    events_path = Unicode("", help="JSON file that receives what happened").tag(config=True)
+    notebook_timeout = Integer(600, help="wall-clock seconds for a whole notebook").tag(config=True)
+    output_limit = Float(4.0, help="MiB of output kept per cell").tag(config=True)
+
+    def create_kernel_manager(self):  # noqa: D102  (nbclient API)
+        self.kernel_name = KERNEL_NAME
+        ksm = KernelSpecManager(kernel_dirs=[self.kernel_dirs])
+        self._sockdir = tempfile.mkdtemp(prefix="k", dir=self.socket_root or None)
+        self.km = self.kernel_manager_class(
+            kernel_name=KERNEL_NAME,
+            kernel_spec_manager=ksm,
+            config=self.config,
+            transport="ipc",
+            ip=os.path.join(self._sockdir, "s"),
+        )
+        self.km.connection_file = os.path.join(self._sockdir, "kernel.json")
+        return self.km
+
+    # -- the notebook --------------------------------------------------------------
+
+    def preprocess(self, nb: NotebookNode, resources: Any = None, km: Any = None):  # noqa: D102
+        self._fatal: dict[str, str] | None = None
+        self._expired = False
+        self._out_bytes, self._out_cell = 0, -1
+        self._events: dict[str, Any] = {"timeouts": [], "truncated": [], "fatal": None}
+        self._sockdir = ""
+        timer = threading.Timer(self.notebook_timeout, self._expire)
+        timer.daemon = True
+        timer.start()
+        try:
+            try:
+                super().preprocess(nb, resources, km)
+            except Exception as exc:  # noqa: BLE001  (kernel failed to start or vanished)
+                if self._fatal is None:
+                    self._set_fatal(*self._diagnose(exc), cell="")
+                for cell in nb.cells:
+                    if cell.cell_type == "code" and not cell.get("outputs"):
+                        cell.outputs = [self._not_run()]
+            return nb, resources
+        finally:
+            timer.cancel()
+            self._events["fatal"] = self._fatal
+            self._write_events(resources)
+            if self._sockdir:
+                shutil.rmtree(self._sockdir, ignore_errors=True)
+
+    def preprocess_cell(self, cell: NotebookNode, resources: Any, index: int):  # noqa: D102
+        if self._fatal is not None:
+            if cell.cell_type == "code":
+                cell.outputs = [self._not_run()]
+            return cell, resources
+        try:
+            return super().preprocess_cell(cell, resources, index)
+        except Exception as exc:  # noqa: BLE001
+            status, reason = self._diagnose(exc)
+            self._set_fatal(status, reason, cell=_cell_name(cell, index))
+            self._kill()
+            cell.outputs = list(cell.get("outputs", [])) + [_error("GradingStopped", reason)]
+            return cell, resources
+
+    # -- hooks into nbclient -------------------------------------------------------
+
+    async def _async_handle_timeout(self, timeout: int, cell: NotebookNode | None = None):
+        index = next((i for i, c in enumerate(self.nb.cells) if c is cell), -1)
+        self._events["timeouts"].append(_cell_name(cell, index) if cell is not None else "")
+        return await super()._async_handle_timeout(timeout, cell)
+
+    def process_message(self, msg: dict[str, Any], cell: NotebookNode, cell_index: int):
+        if msg["msg_type"] in OUTPUT_TYPES:
+            if cell_index != self._out_cell:
+                self._out_cell, self._out_bytes = cell_index, 0
+            self._out_bytes += _content_size(msg.get("content", {}))
+            if self._out_bytes > self.output_limit * 1024 * 1024:
+                name = _cell_name(cell, cell_index)
+                if name not in self._events["truncated"]:
+                    self._events["truncated"].append(name)
+                    cell.outputs.append(
+                        NotebookNode(
+                            output_type="stream",
+                            name="stderr",
+                            text=f"[output truncated by the grader: more than "
+                            f"{self.output_limit:g} MiB from this cell]\n",
+                        )
+                    )
+                return None
+        return super().process_message(msg, cell, cell_index)
+
+    # -- helpers -------------------------------------------------------------------
+
+    def _pid(self) -> int | None:
+        proc = getattr(getattr(self.km, "provisioner", None), "process", None)
+        return proc.pid if proc is not None else None
+
+    def _returncode(self) -> int | None:
+        proc = getattr(getattr(self.km, "provisioner", None), "process", None)
+        if proc is None:
+            return None
+        try:
+            return proc.wait(timeout=5)
+        except Exception:  # noqa: BLE001
+            return None
+
+    def _kill(self) -> None:
+        pid = self._pid()
+        if pid is None:
+            return
+        try:
+            os.killpg(os.getpgid(pid), signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def _expire(self) -> None:
+        self._expired = True
+        self._kill()
+
+    def _diagnose(self, exc: BaseException) -> tuple[str, str]:
+        if self._expired:
+            return (
+                "timeout",
+                f"the notebook ran longer than {self.notebook_timeout} s and was stopped",
+            )
+        name = type(exc).__name__
+        if name == "CellTimeoutError":
+            return (
+                "timeout",
+                f"a cell ran longer than {self.timeout} s and could not be interrupted",
+            )
+        if name == "DeadKernelError" or "died" in str(exc):
+            return describe_exit(self._returncode())
+        return (
+            "kernel_died",
+            f"the kernel failed: {name}: {str(exc).splitlines()[0] if str(exc) else ''}",
+        )
+
+    def _set_fatal(self, status: str, reason: str, cell: str) -> None:
+        self._fatal = {"status": status, "reason": reason, "cell": cell}
+
+    def _not_run(self) -> NotebookNode:
+        reason = self._fatal["reason"] if self._fatal else "grading stopped"
+        return _error("GradingStopped", f"this cell did not run: {reason}")
+
+    def _write_events(self, resources: Any) -> None:
+        if not self.events_path:
+            return
+        key = (resources or {}).get("unique_key", "notebook")
+        data: dict[str, Any] = {}
+        if os.path.exists(self.events_path):
+            with open(self.events_path) as f:
+                data = json.load(f)
+        data[key] = self._events
+        with open(self.events_path, "w") as f:
+            json.dump(data, f)
+
+
+def _cell_name(cell: NotebookNode, index: int) -> str:
+    grade_id = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+    return grade_id or f"cell {index}"

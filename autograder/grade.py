@@ -1,0 +1,327 @@
+"""`autograder grade`: import a class's submissions, grade them in parallel, write the reports.
+
+Parallelism without write contention: every worker grades in its own throw-away
+nbgrader course with its own sqlite file, and only this (parent) process writes the
+real gradebook, one result at a time, as results arrive. Each result is then written
+to a journal file (atomically, keyed by a hash of everything that decides the grade),
+so a batch killed half-way resumes with what is already graded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import os
+import shutil
+import sys
+import tempfile
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from autograder.collect import Submission, extract_zip, find_submissions
+from autograder.sandbox import Limits, make_spec, write_kernel_spec
+from autograder.worker import Job, Result, grade_one
+
+VERSION = "1"
+
+
+@dataclass
+class GradeRun:
+    """What a call to :func:`grade` did."""
+
+    out: Path
+    db_url: str
+    results: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def tool_env() -> None:
+    """nbgrader shells out to ``alembic``: put this interpreter's bin/ first on PATH."""
+    bindir = str(Path(sys.executable).parent)
+    if not os.environ.get("PATH", "").startswith(bindir):
+        os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+    os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+def course_config(course_root: Path) -> dict[str, dict[str, Any]]:
+    """The course's nbgrader_config.py as plain sections (only what matters to grading)."""
+    path = course_root / "nbgrader_config.py"
+    if not path.exists():
+        return {}
+    from traitlets.config.loader import PyFileConfigLoader
+
+    cfg = PyFileConfigLoader(path.name, path=str(course_root)).load_config()
+    keep = ("ClearSolutions", "ClearHiddenTests", "LimitOutput", "IgnorePattern", "CourseDirectory")
+    out: dict[str, dict[str, Any]] = {}
+    for section in keep:
+        if section in cfg:
+            values = {
+                k: v for k, v in cfg[section].items() if not k.endswith("directory") and k != "root"
+            }
+            if values:
+                out[section] = values
+    return out
+
+
+def _ncores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover
+        return os.cpu_count() or 1
+
+
+def make_template(
+    course_root: Path, assignment: str, dest: Path, config: dict, db_url: str | None = None
+) -> None:
+    """Generate the assignment into ``dest`` (source/, release/ and a gradebook) with nbgrader.
+
+    With ``db_url`` the assignment is (also) recorded in that gradebook instead.
+    """
+    from nbgrader.converters import GenerateAssignment
+    from nbgrader.coursedir import CourseDirectory
+    from traitlets.config import Config
+
+    src = course_root / "solutions" / assignment
+    if not any(src.glob("*.ipynb")):
+        raise FileNotFoundError(f"no assignment {assignment!r}: {src} holds no notebook")
+    if (dest / "source" / assignment).exists():
+        shutil.rmtree(dest / "source" / assignment)
+    shutil.copytree(
+        src,
+        dest / "source" / assignment,
+        ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"),
+    )
+    cfg = Config()
+    for section, values in config.items():
+        for key, value in values.items():
+            cfg[section][key] = value
+    cfg.CourseDirectory.root = str(dest)
+    cfg.CourseDirectory.source_directory = "source"
+    cfg.CourseDirectory.release_directory = "release"
+    cfg.CourseDirectory.db_url = db_url or f"sqlite:///{dest / 'gradebook.db'}"
+    cfg.CourseDirectory.assignment_id = assignment
+    cfg.GenerateAssignment.force = True
+    cfg.GenerateAssignment.create_assignment = True
+    app = GenerateAssignment(coursedir=CourseDirectory(config=cfg), config=cfg)
+    app.start()
+
+
+def _digest(sub: Submission, template: Path, assignment: str, limits: Limits) -> str:
+    h = hashlib.sha256(
+        f"autograder {VERSION}\n{json.dumps(asdict(limits), sort_keys=True)}\n".encode()
+    )
+    for p in sorted((template / "source" / assignment).rglob("*")):
+        if p.is_file():
+            h.update(p.relative_to(template).as_posix().encode() + b"\0" + p.read_bytes())
+    for name in sorted(sub.files):
+        h.update(f"\0{name}\0".encode() + Path(sub.files[name]).read_bytes())
+    return h.hexdigest()
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f, indent=1, sort_keys=True)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def journal_path(out: Path, assignment: str, student: str) -> Path:
+    return out / "journal" / assignment / f"{student}.json"
+
+
+def merge_result(db_url: str, result: dict[str, Any]) -> None:
+    """Write one result into the main gradebook (called by the parent only, serially)."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    with Gradebook(db_url) as gb:
+        gb.update_or_create_student(result["student"])
+        gb.update_or_create_submission(result["assignment"], result["student"])
+        for nb_name, grades in result["grades"].items():
+            try:
+                snb = gb.find_submission_notebook(nb_name, result["assignment"], result["student"])
+            except MissingEntry:
+                continue
+            snb.flagged = result["status"] != "ok"
+            for grade in snb.grades:
+                g = grades.get(grade.name)
+                if g is None:
+                    continue
+                grade.auto_score = g["auto_score"]
+                grade.needs_manual_grade = g["needs_manual_grade"]
+        gb.db.commit()
+
+
+def _import_submission(sub: Submission, out: Path, assignment: str) -> dict[str, str]:
+    """Copy a submission into the course layout ``out/submitted/STUDENT/ASSIGNMENT/``."""
+    dest = out / "submitted" / sub.student / assignment
+    files: dict[str, str] = {}
+    dest.mkdir(parents=True, exist_ok=True)
+    for name, path in sub.files.items():
+        fname = (
+            f"{name}.ipynb"
+            if Path(path).suffix == ".ipynb" and not name.endswith(".ipynb")
+            else name
+        )
+        target = dest / fname
+        if Path(path).resolve() != target.resolve():
+            shutil.copyfile(path, target)
+        files[name] = str(target)
+    return files
+
+
+def grade(
+    course_root: Path,
+    assignment: str,
+    submissions: Path,
+    out: Path | None = None,
+    db_url: str | None = None,
+    workers: int | None = None,
+    unsafe: bool = False,
+    limits: Limits | None = None,
+    progress: bool = True,
+    force: bool = False,
+) -> GradeRun:
+    """Grade every submission of ``assignment`` found in ``submissions``.
+
+    Args:
+        course_root: folder with ``solutions/`` (and ``nbgrader_config.py``).
+        assignment: the assignment (a folder of ``solutions/``).
+        submissions: nbgrader ``submitted/`` tree, flat folder or zip.
+        out: output folder (default ``course_root/grading``).
+        db_url: gradebook URL (default sqlite in ``out``).
+        workers: parallel workers (default: the number of cores).
+        unsafe: run kernels without the sandbox (limits still apply).
+        limits: resource limits per submission.
+        progress: show a progress bar.
+        force: grade again even what the journal says is graded and unchanged.
+    """
+    tool_env()
+    course_root = Path(course_root).resolve()
+    out = Path(out or course_root / "grading").resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    db_url = db_url or f"sqlite:///{out / 'gradebook.db'}"
+    limits = limits or Limits()
+    workers = max(1, workers or _ncores())
+    submissions = Path(submissions).resolve()
+    config = course_config(course_root)
+
+    scratch = Path(tempfile.mkdtemp(prefix="ag-"))
+    run = GradeRun(out=out, db_url=db_url)
+    try:
+        hide = [
+            course_root,
+            out,
+            scratch,
+            submissions if submissions.is_dir() else submissions.parent,
+        ]
+        spec = make_spec(limits, hide=hide, unsafe=unsafe)
+        kernel_dirs = write_kernel_spec(spec, scratch / "spec")
+        template = scratch / "template"
+        make_template(course_root, assignment, template, config)
+        make_template(course_root, assignment, scratch / "main", config, db_url=db_url)
+        notebooks = sorted(p.stem for p in (template / "release" / assignment).glob("*.ipynb"))
+
+        if submissions.is_file() and submissions.suffix == ".zip":
+            folder = extract_zip(submissions, out / "incoming" / submissions.stem)
+        elif submissions.is_dir():
+            folder = submissions
+        else:
+            raise FileNotFoundError(f"{submissions} is neither a folder nor a .zip of submissions")
+        subs, run.warnings = find_submissions(folder, assignment, notebooks)
+
+        jobs: list[Job] = []
+        for sub in subs:
+            digest = _digest(sub, template, assignment, limits)
+            jpath = journal_path(out, assignment, sub.student)
+            if not force and jpath.exists():
+                try:
+                    done = json.loads(jpath.read_text())
+                except (OSError, ValueError):
+                    done = {}
+                if done.get("digest") == digest:
+                    run.skipped.append(sub.student)
+                    run.results.append(done)
+                    continue
+            files = _import_submission(sub, out, assignment)
+            jobs.append(
+                Job(
+                    sub.student,
+                    assignment,
+                    files,
+                    str(template),
+                    str(kernel_dirs),
+                    str(scratch),
+                    str(out),
+                    limits,
+                    config,
+                    digest,
+                )
+            )
+        for result in _run_jobs(jobs, workers, progress):
+            merge_result(db_url, result)
+            _write_json(journal_path(out, assignment, result["student"]), result)
+            run.results.append(result)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+    from autograder.report import write_reports
+
+    write_reports(out, db_url)
+    run.results.sort(key=lambda r: r["student"])
+    return run
+
+
+def _init_worker() -> None:
+    tool_env()
+    # One thread per kernel's maths libraries: the workers already use every core.
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
+
+
+def _run_jobs(jobs: list[Job], workers: int, progress: bool):
+    """Yield results as they come; a crashed worker process only costs its own submissions."""
+    if not jobs:
+        return
+    from tqdm import tqdm
+
+    bar = tqdm(total=len(jobs), desc="grading", unit="nb", disable=not progress, file=sys.stderr)
+    pending = list(jobs)
+    ctx = multiprocessing.get_context("spawn")
+    attempts: dict[str, int] = {}
+    while pending:
+        with ProcessPoolExecutor(
+            max_workers=min(workers, len(pending)), mp_context=ctx, initializer=_init_worker
+        ) as pool:
+            futures = {pool.submit(grade_one, job): job for job in pending}
+            pending = []
+            for fut in as_completed(futures):
+                job = futures[fut]
+                try:
+                    result = fut.result()
+                except BrokenProcessPool:
+                    attempts[job.student] = attempts.get(job.student, 0) + 1
+                    if attempts[job.student] < 2:
+                        pending.append(job)
+                        continue
+                    result = Result(
+                        job.student,
+                        job.assignment,
+                        "grader_error",
+                        "the grading process crashed twice on this submission",
+                        0.0,
+                        0.0,
+                        {},
+                        job.digest,
+                    ).to_json()
+                bar.update(1)
+                bar.set_postfix_str(f"{job.student}: {result['status']}")
+                yield result
+    bar.close()

@@ -1,0 +1,377 @@
+"""Grade one submission in a private, throw-away nbgrader course (runs in a worker process).
+
+Each submission gets its own course folder with a copy of the assignment's source and
+a copy of a ready-made sqlite gradebook, so workers never share a database or a file;
+the parent process merges the returned scores into the real gradebook, one at a time.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import nbformat
+from traitlets.config import Config
+
+from autograder.checks import check_notebook
+from autograder.feedback import leaked_lines, scrub_notebook, secrets
+from autograder.sandbox import Limits
+
+# Most severe first: a submission's status is the first of these that applies.
+STATUS_ORDER = [
+    "invalid_notebook",
+    "grader_error",
+    "timeout",
+    "memory_limit",
+    "kernel_died",
+    "output_limit",
+    "exit_called",
+    "tampered_cells",
+    "missing_cells",
+    "ok",
+]
+
+
+@dataclass
+class Job:
+    """One submission to grade."""
+
+    student: str
+    assignment: str
+    files: dict[str, str]  # notebook name (no .ipynb) -> submitted file; other files by name
+    template: str  # folder with source/ASSIGNMENT, release/ASSIGNMENT and gradebook.db
+    kernel_dirs: str
+    scratch: str
+    out: str  # the main output folder: autograded/ and feedback/ go there
+    limits: Limits
+    config: dict[str, Any] = field(default_factory=dict)  # extra nbgrader config (sections)
+    digest: str = ""
+
+
+@dataclass
+class Result:
+    """What grading one submission produced (JSON-serialisable; the journal stores it)."""
+
+    student: str
+    assignment: str
+    status: str
+    reason: str
+    score: float
+    max_score: float
+    grades: dict[str, dict[str, dict[str, Any]]]  # notebook -> grade_id -> score fields
+    digest: str = ""
+    feedback: list[str] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _setup_logging() -> logging.Logger:
+    log = logging.getLogger("autograder.worker")
+    return log
+
+
+def _nbgrader_config(job: Job, course: Path, events: Path) -> Config:
+    cfg = Config()
+    for section, values in job.config.items():
+        for key, value in values.items():
+            cfg[section][key] = value
+    cfg.CourseDirectory.root = str(course)
+    cfg.CourseDirectory.db_url = f"sqlite:///{course / 'gradebook.db'}"
+    cfg.CourseDirectory.source_directory = "source"
+    cfg.CourseDirectory.release_directory = "release"
+    cfg.CourseDirectory.submitted_directory = "submitted"
+    cfg.CourseDirectory.autograded_directory = "autograded"
+    cfg.CourseDirectory.feedback_directory = "feedback"
+    cfg.CourseDirectory.assignment_id = job.assignment
+    cfg.CourseDirectory.student_id = job.student
+    from nbconvert.preprocessors import ClearMetadataPreprocessor
+    from nbgrader.preprocessors import (
+        AssignLatePenalties,
+        CheckCellMetadata,
+        IgnorePattern,
+        LimitOutput,
+        SaveAutoGrades,
+    )
+
+    from autograder.executor import SandboxedExecute
+
+    cfg.Autograde.autograde_preprocessors = [
+        SandboxedExecute,
+        IgnorePattern,
+        ClearMetadataPreprocessor,
+        LimitOutput,
+        SaveAutoGrades,
+        AssignLatePenalties,
+        CheckCellMetadata,
+    ]
+    lim = job.limits
+    cfg.SandboxedExecute.kernel_dirs = job.kernel_dirs
+    cfg.SandboxedExecute.socket_root = job.scratch
+    cfg.SandboxedExecute.events_path = str(events)
+    cfg.SandboxedExecute.notebook_timeout = lim.notebook_timeout
+    cfg.SandboxedExecute.output_limit = lim.output_mb
+    cfg.SandboxedExecute.timeout = lim.cell_timeout
+    cfg.SandboxedExecute.startup_timeout = 60
+    return cfg
+
+
+def _run(app_cls: type, cfg: Config, course: Path) -> str:
+    """Run an nbgrader converter in-process; return its log text ('' when it succeeded)."""
+    from nbgrader.coursedir import CourseDirectory
+
+    coursedir = CourseDirectory(config=cfg)
+    app = app_cls(coursedir=coursedir, config=cfg)
+    try:
+        app.start()
+    except Exception:  # noqa: BLE001  (nbgrader raises NbGraderException and others)
+        return traceback.format_exc()
+    return ""
+
+
+def _errors(nb: nbformat.NotebookNode) -> list[tuple[str, str, str]]:
+    out = []
+    for i, cell in enumerate(nb.cells):
+        for o in cell.get("outputs", []):
+            if o.get("output_type") == "error":
+                name = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id") or f"cell {i}"
+                out.append((name, o.get("ename", ""), str(o.get("evalue", ""))))
+    return out
+
+
+def _one_line(text: str, limit: int = 160) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _classify(
+    issues: list[tuple[str, str]], events: dict[str, Any], graded: dict[str, nbformat.NotebookNode]
+) -> tuple[str, str]:
+    """Pick a status and write a one-line reason from everything that was found."""
+    found: list[tuple[str, str]] = list(issues)
+    for _name, ev in events.items():
+        if ev.get("fatal"):
+            f = ev["fatal"]
+            where = f" (in {f['cell']})" if f.get("cell") else ""
+            found.append((f["status"], f"{f['reason']}{where}"))
+        if ev.get("timeouts"):
+            found.append(
+                (
+                    "timeout",
+                    "cell(s) interrupted after the time limit: " + ", ".join(ev["timeouts"]),
+                )
+            )
+        if ev.get("truncated"):
+            found.append(("output_limit", "output truncated in: " + ", ".join(ev["truncated"])))
+    errors = [e for nb in graded.values() for e in _errors(nb)]
+    for cell, ename, _evalue in errors:
+        if "MemoryError" in ename:
+            found.append(
+                ("memory_limit", f"{cell} ran out of memory ({ename}) under the memory limit")
+            )
+            break
+    for cell, ename, evalue in errors:
+        if ename == "SystemExit":
+            found.append(("exit_called", f"{cell} called sys.exit({evalue}); the kernel went on"))
+            break
+    if not found:
+        failing = [e for e in errors if e[1] != "GradingStopped"]
+        if failing:
+            cell, ename, evalue = failing[0]
+            more = f" (+{len(failing) - 1} more)" if len(failing) > 1 else ""
+            return "ok", _one_line(f"ran to the end; {cell} raised {ename}: {evalue}{more}")
+        return "ok", "ran to the end without errors"
+    found.sort(key=lambda sr: STATUS_ORDER.index(sr[0]) if sr[0] in STATUS_ORDER else 0)
+    status = found[0][0]
+    seen: list[str] = []
+    for _, reason in found:
+        if reason not in seen:
+            seen.append(reason)
+    return status, _one_line("; ".join(seen), 300)
+
+
+def _read_scores(
+    course: Path, job: Job
+) -> tuple[float, float, dict[str, dict[str, dict[str, Any]]]]:
+    from nbgrader.api import Gradebook, MissingEntry
+
+    grades: dict[str, dict[str, dict[str, Any]]] = {}
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        assignment = gb.find_assignment(job.assignment)
+        try:
+            sub = gb.find_submission(job.assignment, job.student)
+        except MissingEntry:
+            sub = None
+        for notebook in assignment.notebooks:
+            per: dict[str, dict[str, Any]] = {}
+            for cell in notebook.grade_cells:
+                per[cell.name] = {
+                    "auto_score": 0.0,
+                    "max_score": float(cell.max_score),
+                    "needs_manual_grade": False,
+                }
+            if sub is not None:
+                snb = gb.find_submission_notebook(notebook.name, job.assignment, job.student)
+                for g in snb.grades:
+                    per[g.name] = {
+                        "auto_score": float(g.auto_score or 0.0),
+                        "max_score": float(g.max_score),
+                        "needs_manual_grade": bool(g.needs_manual_grade),
+                    }
+            grades[notebook.name] = per
+    score = sum(g["auto_score"] for nb in grades.values() for g in nb.values())
+    max_score = sum(g["max_score"] for nb in grades.values() for g in nb.values())
+    return score, max_score, grades
+
+
+def grade_one(job: Job) -> dict[str, Any]:
+    """Grade one submission; never raises: failures become a status and a reason."""
+    start = time.monotonic()
+    tmp = Path(tempfile.mkdtemp(prefix="g", dir=job.scratch))
+    try:
+        result = _grade(job, tmp)
+    except Exception as exc:  # noqa: BLE001  (one bad submission never stops the batch)
+        result = Result(
+            job.student,
+            job.assignment,
+            "grader_error",
+            _one_line(f"{type(exc).__name__}: {exc}"),
+            0.0,
+            0.0,
+            {},
+            job.digest,
+        )
+        (Path(job.out) / "logs").mkdir(parents=True, exist_ok=True)
+        (Path(job.out) / "logs" / f"{job.assignment}__{job.student}.log").write_text(
+            traceback.format_exc()
+        )
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    result.seconds = round(time.monotonic() - start, 3)
+    return result.to_json()
+
+
+def _grade(job: Job, tmp: Path) -> Result:
+    from nbgrader.converters import Autograde, GenerateFeedback
+
+    template = Path(job.template)
+    course = tmp / "c"
+    course.mkdir()
+    shutil.copytree(template / "source", course / "source")
+    shutil.copy2(template / "gradebook.db", course / "gradebook.db")
+    release = template / "release" / job.assignment
+    source = template / "source" / job.assignment
+    sub_dir = course / "submitted" / job.student / job.assignment
+    sub_dir.mkdir(parents=True)
+
+    issues: list[tuple[str, str]] = []
+    usable = 0
+    release_nbs = {p.stem: nbformat.read(p, as_version=4) for p in sorted(release.glob("*.ipynb"))}
+    for name, rnb in release_nbs.items():
+        path = job.files.get(name)
+        if path is None:
+            issues.append(("invalid_notebook", f"no {name}.ipynb in the submission"))
+            continue
+        checked = check_notebook(Path(path).read_bytes(), rnb)
+        tag = f"{name}.ipynb: " if len(release_nbs) > 1 else ""
+        issues += [(s, tag + r) for s, r in checked.issues]
+        if checked.notebook is not None:
+            nbformat.write(checked.notebook, sub_dir / f"{name}.ipynb")
+            usable += 1
+    for name, path in job.files.items():  # data files the student handed in with the notebook
+        if name not in release_nbs and not name.endswith(".ipynb"):
+            shutil.copy2(path, sub_dir / name)
+
+    events_path = tmp / "events.json"
+    graded: dict[str, nbformat.NotebookNode] = {}
+    log = ""
+    if usable:
+        cfg = _nbgrader_config(job, course, events_path)
+        log = _run(Autograde, cfg, course)
+        auto_dir = course / "autograded" / job.student / job.assignment
+        _keep_only(auto_dir, {f"{name}.ipynb" for name in release_nbs})
+        for p in sorted(auto_dir.glob("*.ipynb")):
+            graded[p.stem] = nbformat.read(p, as_version=4)
+        if usable and not graded:
+            issues.append(
+                (
+                    "grader_error",
+                    "nbgrader autograde produced no notebook: "
+                    + _one_line(log.strip().splitlines()[-1] if log.strip() else "no log"),
+                )
+            )
+    events = json.loads(events_path.read_text()) if events_path.exists() else {}
+    status, reason = _classify(issues, events, graded)
+    score, max_score, grades = _read_scores(course, job)
+
+    out = Path(job.out)
+    feedback: list[str] = []
+    if graded:
+        dest = out / "autograded" / job.student / job.assignment
+        _replace_dir(course / "autograded" / job.student / job.assignment, dest, only="*.ipynb")
+        # Feedback: scrub the hidden tests from the graded notebook, then let nbgrader render it.
+        for name, nb in graded.items():
+            secret = secrets(
+                nbformat.read(source / f"{name}.ipynb", as_version=4), release_nbs[name]
+            )
+            scrub_notebook(nb, secret)
+            nbformat.write(
+                nb, course / "autograded" / job.student / job.assignment / f"{name}.ipynb"
+            )
+        cfg = _nbgrader_config(job, course, events_path)
+        cfg.HTMLExporter.template_name = "feedback"
+        _run(GenerateFeedback, cfg, course)
+        fb_dir = course / "feedback" / job.student / job.assignment
+        fb_dest = out / "feedback" / job.student / job.assignment
+        fb_dest.mkdir(parents=True, exist_ok=True)
+        for name in graded:
+            page = fb_dir / f"{name}.html"
+            if not page.exists():
+                continue
+            text = page.read_text(encoding="utf-8")
+            secret = secrets(
+                nbformat.read(source / f"{name}.ipynb", as_version=4), release_nbs[name]
+            )
+            if leaked_lines(text, secret):
+                continue  # never publish a page that still shows a hidden test
+            tmp_page = fb_dest / f".{name}.html.tmp"
+            tmp_page.write_text(text, encoding="utf-8")
+            os.replace(tmp_page, fb_dest / f"{name}.html")
+            feedback.append(str((fb_dest / f"{name}.html").relative_to(out)))
+    if log and (status == "grader_error" or not graded):
+        (out / "logs").mkdir(parents=True, exist_ok=True)
+        (out / "logs" / f"{job.assignment}__{job.student}.log").write_text(log)
+    return Result(
+        job.student, job.assignment, status, reason, score, max_score, grades, job.digest, feedback
+    )
+
+
+def _replace_dir(src: Path, dest: Path, only: str) -> None:
+    dest.mkdir(parents=True, exist_ok=True)
+    for p in src.glob(only):
+        if p.is_file() and not p.is_symlink():
+            tmp = dest / f".{p.name}.tmp"
+            shutil.copyfile(p, tmp)
+            os.replace(tmp, dest / p.name)
+
+
+def _keep_only(folder: Path, names: set[str]) -> None:
+    """Delete what student code left in its working copy (links, files) but the notebooks."""
+    if not folder.is_dir():
+        return
+    for p in folder.iterdir():
+        if p.name in names and p.is_file() and not p.is_symlink():
+            continue
+        if p.is_dir() and not p.is_symlink():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
