@@ -59,7 +59,7 @@ release: env
 lint: env
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/codespell
+	$(BIN)/codespell book actlab autograder tests scripts solutions benchmarks docs README.md _config.yml
 
 test: env system book
 	$(MAKE) lint

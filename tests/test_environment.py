@@ -31,7 +31,9 @@ def test_environment_lists_every_runtime_and_course_dependency() -> None:
     for r in wanted:
         spec = r[len(_name(r)) :].strip()
         entry = listed[CONDA_NAMES.get(_name(r), _name(r))]
-        assert spec.replace(" ", "") in entry.replace(" ", ""), f"{r!r} vs environment.yml {entry!r}"
+        assert spec.replace(" ", "") in entry.replace(" ", ""), (
+            f"{r!r} vs environment.yml {entry!r}"
+        )
 
 
 def test_environment_installs_the_course_packages() -> None:
