@@ -9,6 +9,7 @@ so a batch killed half-way resumes with what is already graded.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import multiprocessing
@@ -41,11 +42,29 @@ class GradeRun:
 
 
 def tool_env() -> None:
-    """nbgrader shells out to ``alembic``: put this interpreter's bin/ first on PATH."""
+    """nbgrader shells out to ``alembic``: put this interpreter's bin/ first on PATH.
+
+    It does so only to read the newest migration's id when it creates a gradebook,
+    which costs a whole interpreter start (seconds); read it in-process instead.
+    """
     bindir = str(Path(sys.executable).parent)
     if not os.environ.get("PATH", "").startswith(bindir):
         os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
     os.environ.setdefault("MPLBACKEND", "Agg")
+    import nbgrader.api
+
+    nbgrader.api.get_alembic_version = _alembic_head
+
+
+@functools.lru_cache(maxsize=1)
+def _alembic_head() -> str:
+    """The id of nbgrader's newest gradebook migration (what ``alembic heads`` prints)."""
+    from alembic.config import Config as AlembicConfig
+    from alembic.script import ScriptDirectory
+    from nbgrader.dbutil import _temp_alembic_ini
+
+    with _temp_alembic_ini("sqlite:////tmp/gradebook.db") as ini:
+        return ScriptDirectory.from_config(AlembicConfig(ini)).get_current_head()
 
 
 def course_config(course_root: Path) -> dict[str, dict[str, Any]]:
@@ -222,7 +241,12 @@ def grade(
             scratch,
             submissions if submissions.is_dir() else submissions.parent,
         ]
-        spec = make_spec(limits, hide=hide, unsafe=unsafe)
+        # One thread per kernel for the maths libraries, whatever --workers is: the workers
+        # fill the cores, and a grade never depends on how many ran side by side.
+        kernel_env = {
+            v: "1" for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+        }
+        spec = make_spec(limits, hide=hide, unsafe=unsafe, env=kernel_env)
         kernel_dirs = write_kernel_spec(spec, scratch / "spec")
         template = scratch / "template"
         make_template(course_root, assignment, template, config)
@@ -280,7 +304,12 @@ def grade(
 
 
 def _init_worker() -> None:
+    import warnings
+
     tool_env()
+    # nbgrader's gradebook code trips SQLAlchemy's autoflush warnings; they are noise here.
+    warnings.filterwarnings("ignore", module="nbgrader")
+    warnings.filterwarnings("ignore", message=".*not in session.*")
     # One thread per kernel's maths libraries: the workers already use every core.
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ.setdefault(var, "1")

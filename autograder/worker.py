@@ -33,6 +33,7 @@ STATUS_ORDER = [
     "memory_limit",
     "kernel_died",
     "output_limit",
+    "process_limit",
     "exit_called",
     "tampered_cells",
     "missing_cells",
@@ -177,6 +178,12 @@ def _classify(
         if "MemoryError" in ename:
             found.append(
                 ("memory_limit", f"{cell} ran out of memory ({ename}) under the memory limit")
+            )
+            break
+    for cell, ename, evalue in errors:
+        if ename == "BlockingIOError" and "temporarily unavailable" in evalue:
+            found.append(
+                ("process_limit", f"{cell} hit the limit on processes ({ename}: {evalue})")
             )
             break
     for cell, ename, evalue in errors:
