@@ -37,21 +37,27 @@ def train_classifier(
 
 
 @torch.no_grad()
+def positive_probability(model: nn.Module, X: np.ndarray) -> np.ndarray:
+    """P(class 1) from a binary classifier with one logit (sigmoid) or two (softmax)."""
+    device = next(model.parameters()).device
+    logits = model(torch.as_tensor(X, dtype=torch.float32, device=device))
+    if logits.shape[-1] == 1:
+        return torch.sigmoid(logits[..., 0]).cpu().numpy()
+    if logits.shape[-1] == 2:
+        return torch.softmax(logits, dim=-1)[..., 1].cpu().numpy()
+    raise ValueError(f"expected 1 or 2 outputs, got {logits.shape[-1]}")
+
+
 def accuracy(model: nn.Module, X: np.ndarray, y: np.ndarray) -> float:
     """Fraction of points on the right side of the model's decision boundary."""
-    device = next(model.parameters()).device
-    logits = model(torch.as_tensor(X, dtype=torch.float32, device=device)).reshape(-1)
-    return float(((logits > 0).cpu().numpy() == (np.asarray(y) > 0.5)).mean())
+    return float(((positive_probability(model, X) > 0.5) == (np.asarray(y) > 0.5)).mean())
 
 
-@torch.no_grad()
 def plot_boundary(ax: Axes, model: nn.Module, X: np.ndarray, y: np.ndarray, n: int = 200) -> None:
     """Shade the plane by the model's predicted probability and draw the 0.5 contour."""
-    device = next(model.parameters()).device
     lo, hi = X.min(0) - 0.5, X.max(0) + 0.5
     xx, yy = np.meshgrid(np.linspace(lo[0], hi[0], n), np.linspace(lo[1], hi[1], n))
-    grid = torch.as_tensor(np.c_[xx.ravel(), yy.ravel()], dtype=torch.float32, device=device)
-    prob = torch.sigmoid(model(grid)).reshape(xx.shape).cpu().numpy()
+    prob = positive_probability(model, np.c_[xx.ravel(), yy.ravel()]).reshape(xx.shape)
     ax.contourf(xx, yy, prob, levels=np.linspace(0, 1, 11), cmap="RdBu_r", alpha=0.35)
     if prob.min() < 0.5 < prob.max():
         ax.contour(xx, yy, prob, levels=[0.5], colors="k", linewidths=1.5)

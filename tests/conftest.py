@@ -6,7 +6,12 @@ import os
 import sys
 from pathlib import Path
 
-import pytest
+# pytest-xdist runs two workers on two cores: one thread each avoids oversubscription,
+# for the workers and for the kernels and tools they start.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+
+import pytest  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
