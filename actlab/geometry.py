@@ -100,3 +100,48 @@ def plot_grid(ax: Axes, model: nn.Sequential, layer: int, lines: list[np.ndarray
     ax.set_aspect("equal", adjustable="datalim")
     ax.set_xticks([])
     ax.set_yticks([])
+
+
+def depth_activation_explorer(
+    X: np.ndarray,
+    y: np.ndarray,
+    depths: tuple[int, ...] = (1, 2, 3, 4),
+    activations: tuple[str, ...] = ("none", "relu", "tanh"),
+    num_epochs: int = 300,
+    device: torch.device | str = "cpu",
+):
+    """Chapter 1's explorer: depth x activation -> decision boundary and the last hidden space.
+
+    Each frame trains a network with hidden layers of 8 units, the last one 2 units
+    wide so that its space can be drawn with the warped grid and the data in it.
+    """
+    import matplotlib.pyplot as plt
+
+    from actlab.device import set_seed
+    from actlab.explorer import Control, Explorer
+    from actlab.models import mlp
+
+    lines = grid_lines(lim=2.5, n_lines=9)
+
+    def draw(depth: int, activation: str):
+        set_seed(0)
+        net = mlp(2, 8, depth, 1, activation=activation, widths=[8] * (depth - 1) + [2])
+        res = train_classifier(net, X, y, num_epochs=num_epochs, lr=0.02, device=device)
+        net = net.cpu()
+        fig, (ax_in, ax_hidden) = plt.subplots(1, 2, figsize=(8, 3.8))
+        plot_boundary(ax_in, net, X, y)
+        ax_in.set_title(f"input plane: accuracy {res['accuracy']:.2f}")
+        plot_grid(ax_hidden, net, depth, lines)
+        scatter(ax_hidden, map_through(net, X, depth), y)
+        ax_hidden.set_title(f"after hidden layer {depth}")
+        fig.tight_layout()
+        return fig
+
+    return Explorer(
+        draw,
+        [
+            Control("depth", list(depths), label="hidden layers"),
+            Control("activation", list(activations), kind="buttons"),
+        ],
+        title="Depth × activation → decision boundary and warped grid",
+    )
