@@ -59,6 +59,11 @@ release: env
 lint: env
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	@# The chapters are MyST notebooks: lint their code cells through jupytext.
+	@for f in $$(grep -l '^kernelspec:' book/*.md); do \
+	  $(BIN)/jupytext --quiet --to py:percent -o - $$f \
+	    | $(BIN)/ruff check --quiet --stdin-filename $${f%.md}.py - || exit 1; \
+	done
 	$(BIN)/codespell book actlab autograder tests scripts solutions benchmarks docs README.md _config.yml
 
 test: env system book
