@@ -174,3 +174,22 @@ def test_static_explorers_respond_to_their_controls(visit, path: str) -> None:
             page.wait_for_timeout(200)
             assert visible_frame(explorer) != first, "choosing an option did not change the frame"
     assert not v.errors, f"console errors: {v.errors}"
+
+
+CDN_HOSTS = ("cdn.jsdelivr.net", "unpkg.com", "cdnjs.cloudflare.com", "mathjax.org", "polyfill.io")
+
+
+def test_no_page_loads_scripts_from_a_cdn() -> None:
+    """Every built page refers to the vendored MathJax, RequireJS and widget manager only."""
+    if not (SITE / "index.html").exists():
+        pytest.fail("_build/html is missing: run `make book` first (make test does)")
+    offenders = {}
+    for html in SITE.rglob("*.html"):
+        text = html.read_text(errors="replace")
+        hits = [host for host in CDN_HOSTS if host in text]
+        if hits:
+            offenders[str(html.relative_to(SITE))] = hits
+    assert not offenders, f"pages referring to CDNs: {offenders}"
+    chapter = (SITE / pages()[1]).read_text()
+    assert "assets/mathjax/tex-mml-chtml.js" in chapter
+    assert "assets/html-manager/embed-amd.js" in chapter
