@@ -87,6 +87,9 @@ def tangent_explorer(
     )
 
 
+_SATURATION = {"both": "both sides", "left": "left only", "right": "right only", "none": "no"}
+
+
 def properties_frame(rows: Sequence[Properties]) -> pd.DataFrame:
     """The chapter's properties table as a DataFrame with readable columns."""
     records = []
@@ -96,7 +99,7 @@ def properties_frame(rows: Sequence[Properties]) -> pd.DataFrame:
                 "activation": get(p.name).label,
                 "range": p.range_text,
                 "zero-centred (mean)": f"{'yes' if p.zero_centred else 'no'} ({p.mean_gaussian:.2f})",
-                "φ' → 0": p.flat_tails,
+                "saturates (φ' → 0)": _SATURATION[p.flat_tails],
                 "max φ'": f"{p.max_slope:.3f} ({p.where_max_slope})",
                 "exact zeros": f"{100 * p.sparsity:.0f} %",
                 "smoothness": p.smoothness,

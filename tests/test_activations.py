@@ -273,3 +273,5 @@ def test_properties_frame_has_one_row_per_activation() -> None:
     assert len(frame) == len(NAMES)
     assert frame.loc["ReLU", "exact zeros"] == "50 %"
     assert frame.loc["tanh", "zero-centred (mean)"].startswith("yes")
+    assert frame.loc["sigmoid", "saturates (φ' → 0)"] == "both sides"
+    assert frame.loc["Leaky ReLU (0.01)", "saturates (φ' → 0)"] == "no"
