@@ -10,28 +10,22 @@ import pandas as pd
 import torch
 from torch import nn
 
+from actlab.activations import get
 from actlab.models import activation_module
 
 # ---------------------------------------------------------------------------
-# Activation values and slopes, from the course's activation modules
+# Activation values and slopes, from the activation registry (chapter 2)
 # ---------------------------------------------------------------------------
 
 
 def phi(name: str, z: float | np.ndarray) -> np.ndarray:
-    """Activation ``name`` at ``z`` (float64), evaluated by its ``nn.Module``."""
-    with torch.no_grad():
-        return activation_module(name)(torch.as_tensor(z, dtype=torch.float64)).numpy()
+    """Activation ``name`` at ``z`` (float64), from the registry of chapter 2."""
+    return get(name).np_fn(np.asarray(z, dtype=np.float64))
 
 
 def dphi(name: str, z: float | np.ndarray) -> np.ndarray:
-    """Slope of activation ``name`` at ``z`` (float64), by autograd on its ``nn.Module``.
-
-    An elementwise activation's Jacobian is diagonal, so the gradient of the sum
-    is the vector of slopes.
-    """
-    zt = torch.as_tensor(np.asarray(z, dtype=np.float64)).clone().requires_grad_(True)
-    (g,) = torch.autograd.grad(activation_module(name)(zt).sum(), zt)
-    return g.numpy()
+    """Closed-form slope of activation ``name`` at ``z`` (float64), from the registry."""
+    return get(name).np_dfn(np.asarray(z, dtype=np.float64))
 
 
 def max_slope(name: str, lo: float = -10.0, hi: float = 10.0, n: int = 20_001) -> float:
@@ -136,7 +130,7 @@ def chain_autograd(
     """The same chain built from tensors and differentiated by ``torch.autograd`` (float64).
 
     Returns:
-        ``z``, ``a``, ``loss``, ``dL_dz`` (via retained grads), ``dL_dw``, ``dL_db``, ``dL_dx``.
+        ``z``, ``a``, ``loss``, ``slope`` (da/dz), ``dL_da`` and ``dL_dz`` (retained grads), ``dL_dw``, ``dL_db``, ``dL_dx``.
     """
     act = activation_module(activation)
     xt = torch.tensor(float(x), dtype=torch.float64, requires_grad=True)
@@ -147,14 +141,22 @@ def chain_autograd(
         zk = wt[k] * h + bt[k]
         zk.retain_grad()
         h = act(zk)
+        h.retain_grad()
         zs.append(zk)
         as_.append(h)
     loss = 0.5 * (h - float(y)) ** 2
     loss.backward()
+    # Local slopes on fresh leaves, so they cannot touch the retained grads above.
+    slopes = []
+    for z_k in zs:
+        leaf = z_k.detach().clone().requires_grad_(True)
+        slopes.append(torch.autograd.grad(act(leaf), leaf)[0].item())
     return {
         "z": np.array([t.item() for t in zs]),
         "a": np.array([t.item() for t in as_]),
         "loss": loss.item(),
+        "slope": np.array(slopes),
+        "dL_da": np.array([t.grad.item() for t in as_]),
         "dL_dz": np.array([t.grad.item() for t in zs]),
         "dL_dw": wt.grad.numpy().copy(),
         "dL_db": bt.grad.numpy().copy(),
@@ -177,8 +179,8 @@ def chain_table(cp: ChainPass) -> pd.DataFrame:
     for k in reversed(range(n)):
         i = k + 1
         up = f"a{n} − y" if k == n - 1 else f"∂L/∂z{i + 1}·w{i + 1}"
-        rows.append((f"∂L/∂a{i}", up, cp.dL_da[k], np.nan))
-        rows.append((f"φ'(z{i})", "local slope", cp.slope[k], np.nan))
+        rows.append((f"∂L/∂a{i}", up, cp.dL_da[k], ag["dL_da"][k]))
+        rows.append((f"φ'(z{i})", "local slope", cp.slope[k], ag["slope"][k]))
         rows.append((f"∂L/∂z{i}", f"∂L/∂a{i}·φ'(z{i})", cp.dL_dz[k], ag["dL_dz"][k]))
         rows.append(
             (f"∂L/∂w{i}", f"∂L/∂z{i}·{'x' if k == 0 else f'a{k}'}", cp.dL_dw[k], ag["dL_dw"][k])
@@ -259,6 +261,21 @@ def layer_grad_norms(model: nn.Module) -> np.ndarray:
     return np.array(norms)
 
 
+def epochs_at_baseline(losses: np.ndarray, baseline: float, frac: float = 0.9) -> np.ndarray:
+    """Epochs each run spends before its loss first drops below ``frac * baseline``.
+
+    Args:
+        losses: loss per epoch, ``(num_epochs,)`` or ``(num_epochs, runs)``.
+        baseline: the loss of predicting the mean target (the variance of ``y``).
+
+    Returns:
+        One count per run; ``num_epochs`` for a run that never left the baseline.
+    """
+    below = np.asarray(losses) < frac * baseline
+    first = np.argmax(below, axis=0)
+    return np.where(below.any(axis=0), first, below.shape[0])
+
+
 INIT_SCHEMES = ("default", "xavier", "he")
 
 
@@ -290,3 +307,12 @@ def init_mlp_(model: nn.Module, scheme: str = "default") -> nn.Module:
         if layer.bias is not None:
             nn.init.zeros_(layer.bias)
     return model
+
+
+def chain_gain(activation: str, depth: int, weight: float, x: float = 0.5, bias: float = 0.0) -> float:
+    """``|dL/dx| / |dL/da_L|`` for a chain of ``depth`` equal layers: the product of ``|w phi'(z_k)|``.
+
+    Below 1 the gradient vanishes on its way to the input, above 1 it explodes.
+    """
+    cp = chain_pass(x, 0.0, [weight] * depth, [bias] * depth, activation)
+    return float(abs(cp.dL_dx / cp.dL_da[-1])) if cp.dL_da[-1] != 0 else 0.0

@@ -278,6 +278,42 @@ def epoch_batches(
     return list(torch.randperm(n, generator=gen).split(batch_size))
 
 
+def _run_epochs(
+    model: EnsembleMLP,
+    params: list[nn.Parameter],
+    opt: _StackedOptimizer,
+    X_t: torch.Tensor,
+    y_t: torch.Tensor,
+    loss: str,
+    batch_size: int | None,
+    data_seed: int,
+    num_epochs: int,
+    progress: bool,
+    losses: torch.Tensor,
+    norms: torch.Tensor,
+    slot: dict[int, int],
+) -> None:
+    """The epochs of :func:`train_ensemble`; fills ``losses`` and ``norms`` in place."""
+    E, device = model.size, X_t.device
+    for epoch in tqdm(range(num_epochs), disable=not progress, desc=f"{E} nets", leave=False):
+        batches = epoch_batches(X_t.shape[0], batch_size, epoch, data_seed)
+        for b, idx in enumerate(batches if batches is not None else [None]):
+            xb, yb = (X_t, y_t) if idx is None else (X_t[idx.to(device)], y_t[idx.to(device)])
+            for p in params:
+                p.grad = None
+            per_member = _loss_per_member(model(xb), yb, loss)
+            per_member.sum().backward()
+            with torch.no_grad():
+                losses[epoch] += per_member.detach()
+                if b == 0 and epoch in slot:
+                    norms[slot[epoch]] = torch.stack(
+                        [w.grad.flatten(1).norm(dim=1) for w in model.weights], dim=1
+                    )
+            opt.step()
+        if batches is not None:
+            losses[epoch] /= len(batches)
+
+
 def train_ensemble(
     members: Sequence[Member],
     X: np.ndarray | torch.Tensor,
@@ -295,6 +331,7 @@ def train_ensemble(
     device: torch.device | str | None = None,
     dtype: torch.dtype = torch.float32,
     progress: bool = True,
+    cpu_threads: int | None = 1,
 ) -> EnsembleResult:
     """Train every member on ``(X, y)`` at once and record losses and per-layer gradient norms.
 
@@ -312,6 +349,11 @@ def train_ensemble(
         device: defaults to :func:`actlab.device.get_device`.
         dtype: parameter dtype (``torch.float64`` for exact comparisons in tests).
         progress: show a tqdm progress bar.
+        cpu_threads: intra-op threads while training on the CPU (restored afterwards);
+            ``None`` leaves PyTorch's setting alone. The default of 1 is deliberate:
+            at these sizes a second thread gains little, and when the machine's cores
+            are busy with other work, OpenMP threads waiting for each other made
+            training 5 to 10 times slower in our measurements (benchmarks/ENSEMBLE.md).
 
     Returns:
         An :class:`EnsembleResult`.
@@ -337,24 +379,28 @@ def train_ensemble(
     norms = torch.zeros(len(record_sorted), E, n_layers, dtype=dtype, device=device)
     slot = {e: i for i, e in enumerate(record_sorted)}
 
-    with Stopwatch(device) as watch:
-        for epoch in tqdm(range(num_epochs), disable=not progress, desc=f"{E} nets", leave=False):
-            batches = epoch_batches(X_t.shape[0], batch_size, epoch, data_seed)
-            for b, idx in enumerate(batches if batches is not None else [None]):
-                xb, yb = (X_t, y_t) if idx is None else (X_t[idx.to(device)], y_t[idx.to(device)])
-                for p in params:
-                    p.grad = None
-                per_member = _loss_per_member(model(xb), yb, loss)
-                per_member.sum().backward()
-                with torch.no_grad():
-                    losses[epoch] += per_member.detach()
-                    if b == 0 and epoch in slot:
-                        norms[slot[epoch]] = torch.stack(
-                            [w.grad.flatten(1).norm(dim=1) for w in model.weights], dim=1
-                        )
-                opt.step()
-            if batches is not None:
-                losses[epoch] /= len(batches)
+    saved_threads = torch.get_num_threads()
+    if cpu_threads is not None and device.type == "cpu":
+        torch.set_num_threads(cpu_threads)
+    try:
+        with Stopwatch(device) as watch:
+            _run_epochs(
+                model,
+                params,
+                opt,
+                X_t,
+                y_t,
+                loss,
+                batch_size,
+                data_seed,
+                num_epochs,
+                progress,
+                losses,
+                norms,
+                slot,
+            )
+    finally:
+        torch.set_num_threads(saved_threads)
 
     return EnsembleResult(
         members=list(model.members),
@@ -402,3 +448,44 @@ def train_single(
         opt.step()
         losses[epoch] = loss.detach()
     return losses.cpu().numpy()
+
+
+def gradient_norms_at_init(
+    members: Sequence[Member],
+    X: np.ndarray | torch.Tensor,
+    y: np.ndarray | torch.Tensor,
+    *,
+    depth: int,
+    width: int,
+    device: torch.device | str | None = None,
+) -> np.ndarray:
+    """Per-layer weight-gradient norms of the MSE loss at initialisation, shape ``(E, depth + 1)``.
+
+    One forward and backward pass of the stacked members, no update (chapter 3's explorer).
+    """
+    device = torch.device(device) if device is not None else get_device()
+    X_t = torch.as_tensor(np.asarray(X), dtype=torch.float32, device=device)
+    y_t = torch.as_tensor(np.asarray(y), dtype=torch.float32, device=device)
+    model = EnsembleMLP(members, X_t.shape[1], width, depth, y_t.shape[1]).to(device)
+    _loss_per_member(model(X_t), y_t, "mse").sum().backward()
+    norms = torch.stack([w.grad.flatten(1).norm(dim=1) for w in model.weights], dim=1)
+    return norms.cpu().numpy()
+
+
+@torch.no_grad()
+def hidden_variances(
+    members: Sequence[Member],
+    X: np.ndarray | torch.Tensor,
+    *,
+    depth: int,
+    width: int,
+    out_dim: int = 1,
+) -> np.ndarray:
+    """Variance of each hidden layer's activations at initialisation, shape ``(E, depth)``.
+
+    The variance is taken over examples and units together (chapter 3, initialisation).
+    """
+    X_t = torch.as_tensor(np.asarray(X), dtype=torch.float32)
+    model = EnsembleMLP(members, X_t.shape[1], width, depth, out_dim)
+    _, hidden = model(X_t, return_hidden=True)
+    return torch.stack([h.flatten(1).var(dim=1) for h in hidden], dim=1).numpy()

@@ -1,0 +1,123 @@
+"""Chapter 3's backprop helpers, checked against torch.autograd and the syllabus facts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from actlab.backprop import (
+    chain_autograd,
+    chain_pass,
+    chain_table,
+    dphi,
+    epochs_at_baseline,
+    init_mlp_,
+    layer_grad_norms,
+    max_slope,
+    same_sign_fraction,
+    sgd_path,
+    slope_factors,
+    vanishing_bound,
+)
+from actlab.models import mlp
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "tanh", "relu", "gelu"])
+@pytest.mark.parametrize("depth", [1, 3, 6])
+def test_chain_matches_autograd(activation: str, depth: int) -> None:
+    rng = np.random.default_rng(depth)
+    for _ in range(5):
+        x, y = rng.normal(size=2)
+        w, b = rng.normal(size=(2, depth)) * 1.5
+        cp = chain_pass(x, y, w, b, activation)
+        ag = chain_autograd(x, y, w, b, activation)
+        for key in ("z", "a", "slope", "dL_da", "dL_dz", "dL_dw", "dL_db", "dL_dx", "loss"):
+            np.testing.assert_allclose(getattr(cp, key), ag[key], rtol=1e-10, atol=1e-14, err_msg=key)
+
+
+def test_chain_formula_for_w1() -> None:
+    """dL/dw1 = (y_hat - y) s3 w3 s2 w2 s1 x, the product derived in the chapter."""
+    x, y, w, b = 0.8, 0.3, [1.2, -0.7, 2.0], [0.1, 0.2, -0.3]
+    cp = chain_pass(x, y, w, b)
+    s = cp.slope
+    expected = (cp.a[-1] - y) * s[2] * w[2] * s[1] * w[1] * s[0] * x
+    assert cp.dL_dw[0] == pytest.approx(expected, rel=1e-12)
+    assert np.allclose(s, cp.a * (1 - cp.a))  # sigma' from the cached output
+
+
+def test_table_is_complete_and_consistent() -> None:
+    table = chain_table(chain_pass(1.0, 0.0, [1, 1, 1], [0, 0, 0]))
+    assert len(table) == 3 * 2 + 1 + 3 * 5
+    assert table["|difference|"].max() < 1e-12
+    assert {"∂L/∂w1", "∂L/∂b3", "φ'(z2)"} <= set(table["quantity"])
+    factors = slope_factors(chain_pass(1.0, 0.0, [2, 2, 2], [0, 0, 0]))
+    np.testing.assert_allclose(factors["w·φ'(z)"], 2 * factors["φ'(z)"])
+
+
+def test_syllabus_facts() -> None:
+    assert max_slope("sigmoid") == pytest.approx(0.25)
+    assert max_slope("tanh") == pytest.approx(1.0)
+    assert max_slope("relu") == pytest.approx(1.0)
+    assert vanishing_bound(3) == 0.015625
+    assert vanishing_bound(10) == pytest.approx(9.54e-7, rel=1e-3)
+    assert vanishing_bound(10, slope=1.0) == 1.0
+    assert vanishing_bound(5, slope=0.25, weight=8.0) == 32.0  # |w phi'| = 2 explodes
+    assert dphi("sigmoid", -10.0) == pytest.approx(4.54e-5, rel=1e-3)
+    with pytest.raises(ValueError):
+        vanishing_bound(-1)
+
+
+def test_layer_grad_norms_match_manual() -> None:
+    torch.manual_seed(0)
+    model = mlp(3, 5, 2, 1, activation="tanh")
+    with pytest.raises(ValueError, match="backward"):
+        layer_grad_norms(model)
+    X, y = torch.randn(7, 3), torch.randn(7, 1)
+    F.mse_loss(model(X), y).backward()
+    norms = layer_grad_norms(model)
+    expected = [model[i].weight.grad.pow(2).sum().sqrt().item() for i in (0, 2, 4)]
+    np.testing.assert_allclose(norms, expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "scheme, variance", [("xavier", 2 / (400 + 300)), ("he", 2 / 400), ("normal:0.1", 0.01)]
+)
+def test_init_schemes_have_their_variance(scheme: str, variance: float) -> None:
+    torch.manual_seed(0)
+    model = init_mlp_(mlp(400, 300, 1, 300, activation="relu"), scheme)
+    w = model[2].weight.detach()
+    first = model[0].weight.detach()
+    assert first.var().item() == pytest.approx(variance, rel=0.05)
+    assert model[0].bias.abs().max().item() == 0.0
+    assert w.shape == (300, 300)
+    with pytest.raises(ValueError, match="unknown init"):
+        init_mlp_(mlp(2, 2, 1, 1), "orthogonal")
+
+
+def test_default_init_is_untouched() -> None:
+    torch.manual_seed(1)
+    a = mlp(4, 4, 1, 1)
+    torch.manual_seed(1)
+    b = init_mlp_(mlp(4, 4, 1, 1), "default")
+    for p, q in zip(a.parameters(), b.parameters(), strict=True):
+        assert torch.equal(p, q)
+
+
+def test_positive_inputs_give_same_sign_gradients() -> None:
+    rng = np.random.default_rng(0)
+    u = rng.normal(size=(100, 2))
+    w_true = np.array([1.0, -1.0])
+    pos = 1 / (1 + np.exp(-u))
+    path, grads = sgd_path(pos, pos @ w_true, [-1.0, 1.0], lr=0.5, steps=50)
+    assert path.shape == (51, 2) and grads.shape == (50, 2)
+    assert same_sign_fraction(grads) == 1.0
+    centred = np.tanh(u)
+    _, grads_c = sgd_path(centred, centred @ w_true, [-1.0, 1.0], lr=0.5, steps=50)
+    assert same_sign_fraction(grads_c) < 0.8
+
+
+def test_epochs_at_baseline() -> None:
+    losses = np.array([[1.0, 1.0], [0.95, 1.0], [0.5, 0.99], [0.1, 0.98]])
+    np.testing.assert_array_equal(epochs_at_baseline(losses, baseline=1.0), [2, 4])
