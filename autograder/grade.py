@@ -271,6 +271,8 @@ def grade(
                 except (OSError, ValueError):
                     done = {}
                 if done.get("digest") == digest:
+                    # Already graded and unchanged: make sure the gradebook has it, no more.
+                    merge_result(db_url, done)
                     run.skipped.append(sub.student)
                     run.results.append(done)
                     continue

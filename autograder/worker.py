@@ -7,6 +7,7 @@ the parent process merges the returned scores into the real gradebook, one at a 
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -16,9 +17,10 @@ import time
 import traceback
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import nbformat
+from nbconvert.exporters import HTMLExporter
 from traitlets.config import Config
 
 from autograder.checks import check_notebook
@@ -123,7 +125,33 @@ def _nbgrader_config(job: Job, course: Path, events: Path) -> Config:
     cfg.SandboxedExecute.output_limit = lim.output_mb
     cfg.SandboxedExecute.timeout = lim.cell_timeout
     cfg.SandboxedExecute.startup_timeout = 60
+    # The kernel's state is thrown away: no need to wait for a polite shutdown.
+    cfg.SandboxedExecute.shutdown_kernel = "immediate"
     return cfg
+
+
+class FeedbackExporter(HTMLExporter):
+    """nbgrader's feedback HTML exporter, compiling its Jinja template once per process.
+
+    nbgrader builds a new exporter for every submission and so recompiles the same
+    templates each time (about half a second); the configuration is the same for a
+    whole batch, so the compiled template and its environment are kept.
+    """
+
+    _shared: ClassVar[dict[tuple, tuple[Any, Any]]] = {}
+
+    def _load_template(self):  # noqa: D102  (nbconvert API)
+        key = (
+            self.template_name,
+            self.template_file,
+            tuple(self.extra_template_basedirs),
+            tuple(self.extra_template_paths),
+        )
+        if key not in self._shared:
+            self._shared[key] = (super()._load_template(), self.environment)
+        template, environment = self._shared[key]
+        self._environment_cached = environment
+        return template
 
 
 def _run(app_cls: type, cfg: Config, course: Path) -> str:
@@ -132,10 +160,16 @@ def _run(app_cls: type, cfg: Config, course: Path) -> str:
 
     coursedir = CourseDirectory(config=cfg)
     app = app_cls(coursedir=coursedir, config=cfg)
+    buffer = io.StringIO()
+    handler = logging.StreamHandler(buffer)
+    handler.setLevel(logging.WARNING)
+    app.log.addHandler(handler)
     try:
         app.start()
     except Exception:  # noqa: BLE001  (nbgrader raises NbGraderException and others)
-        return traceback.format_exc()
+        return buffer.getvalue() + traceback.format_exc()
+    finally:
+        app.log.removeHandler(handler)
     return ""
 
 
@@ -335,7 +369,7 @@ def _grade(job: Job, tmp: Path) -> Result:
                 nb, course / "autograded" / job.student / job.assignment / f"{name}.ipynb"
             )
         cfg = _nbgrader_config(job, course, events_path)
-        cfg.HTMLExporter.template_name = "feedback"
+        cfg.GenerateFeedback.exporter_class = FeedbackExporter
         _run(GenerateFeedback, cfg, course)
         fb_dir = course / "feedback" / job.student / job.assignment
         fb_dest = out / "feedback" / job.student / job.assignment
