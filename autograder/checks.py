@@ -51,8 +51,8 @@ def read_notebook(data: bytes) -> tuple[NotebookNode | None, str]:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
         return None, f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-    if not isinstance(raw, dict) or "cells" not in raw:
-        return None, "JSON but not a notebook (no 'cells' list)"
+    if not isinstance(raw, dict) or "cells" not in raw or not isinstance(raw.get("nbformat"), int):
+        return None, "JSON but not a notebook (no 'cells' list or 'nbformat' version)"
     try:
         nb = nbformat.reads(text, as_version=4)
         nbformat.validate(nb)
