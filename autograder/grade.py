@@ -234,6 +234,10 @@ def grade(
 
     scratch = Path(tempfile.mkdtemp(prefix="ag-"))
     run = GradeRun(out=out, db_url=db_url)
+    # Start the workers now: they import nbgrader while this process prepares the batch.
+    pool = _new_pool(workers)
+    for _ in range(workers):
+        pool.submit(_warm)
     try:
         hide = [
             course_root,
@@ -291,11 +295,12 @@ def grade(
                     digest,
                 )
             )
-        for result in _run_jobs(jobs, workers, progress):
+        for result in _run_jobs(jobs, workers, progress, pool):
             merge_result(db_url, result)
             _write_json(journal_path(out, assignment, result["student"]), result)
             run.results.append(result)
     finally:
+        pool.shutdown(cancel_futures=True)
         shutil.rmtree(scratch, ignore_errors=True)
 
     from autograder.report import write_reports
@@ -317,7 +322,20 @@ def _init_worker() -> None:
         os.environ.setdefault(var, "1")
 
 
-def _run_jobs(jobs: list[Job], workers: int, progress: bool):
+def _new_pool(workers: int) -> ProcessPoolExecutor:
+    ctx = multiprocessing.get_context("spawn")
+    return ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=_init_worker)
+
+
+def _warm() -> None:
+    """Import what grading needs (seconds) before the first submission arrives."""
+    import nbgrader.converters  # noqa: F401
+
+    import autograder.executor  # noqa: F401
+    import autograder.worker  # noqa: F401
+
+
+def _run_jobs(jobs: list[Job], workers: int, progress: bool, pool: ProcessPoolExecutor):
     """Yield results as they come; a crashed worker process only costs its own submissions."""
     if not jobs:
         return
@@ -325,34 +343,37 @@ def _run_jobs(jobs: list[Job], workers: int, progress: bool):
 
     bar = tqdm(total=len(jobs), desc="grading", unit="nb", disable=not progress, file=sys.stderr)
     pending = list(jobs)
-    ctx = multiprocessing.get_context("spawn")
     attempts: dict[str, int] = {}
     while pending:
-        with ProcessPoolExecutor(
-            max_workers=min(workers, len(pending)), mp_context=ctx, initializer=_init_worker
-        ) as pool:
-            futures = {pool.submit(grade_one, job): job for job in pending}
-            pending = []
-            for fut in as_completed(futures):
-                job = futures[fut]
-                try:
-                    result = fut.result()
-                except BrokenProcessPool:
-                    attempts[job.student] = attempts.get(job.student, 0) + 1
-                    if attempts[job.student] < 2:
-                        pending.append(job)
-                        continue
-                    result = Result(
-                        job.student,
-                        job.assignment,
-                        "grader_error",
-                        "the grading process crashed twice on this submission",
-                        0.0,
-                        0.0,
-                        {},
-                        job.digest,
-                    ).to_json()
-                bar.update(1)
-                bar.set_postfix_str(f"{job.student}: {result['status']}")
-                yield result
+        if pool is None:
+            pool = _new_pool(workers)
+        futures = {pool.submit(grade_one, job): job for job in pending}
+        pending = []
+        broken = False
+        for fut in as_completed(futures):
+            job = futures[fut]
+            try:
+                result = fut.result()
+            except BrokenProcessPool:
+                broken = True
+                attempts[job.student] = attempts.get(job.student, 0) + 1
+                if attempts[job.student] < 2:
+                    pending.append(job)
+                    continue
+                result = Result(
+                    job.student,
+                    job.assignment,
+                    "grader_error",
+                    "the grading process crashed twice on this submission",
+                    0.0,
+                    0.0,
+                    {},
+                    job.digest,
+                ).to_json()
+            bar.update(1)
+            bar.set_postfix_str(f"{job.student}: {result['status']}")
+            yield result
+        if broken:
+            pool.shutdown(cancel_futures=True)
+            pool = None
     bar.close()

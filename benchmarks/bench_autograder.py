@@ -7,8 +7,9 @@ times, on the same submissions and with the same per-cell timeout:
 2. stock ``nbgrader generate_feedback`` after it (our grade command also makes feedback);
 3. ``autograder grade --workers 2`` (sandboxed; import, grade, feedback, CSV, plots);
 4. ``autograder grade --workers 1``;
-5. bare execution of each notebook with nbclient (no nbgrader, no sandbox), to get the
-   autograder's overhead per submission.
+5. bare execution of each correct notebook with nbclient (no nbgrader, no sandbox), to
+   get the autograder's overhead per submission (its mean time per correct submission
+   with one worker, minus the bare mean).
 
 Run from the repository root:  ``.venv/bin/python benchmarks/bench_autograder.py``
 Results are printed and written to ``benchmarks/_work/results.json``.
@@ -154,13 +155,15 @@ def timed(cmd: list[str], cwd: Path) -> float:
 
 
 def bare_nbclient(subs: dict[str, bytes]) -> list[float]:
-    """Seconds to execute each readable submission with nbclient alone (kernel start included)."""
+    """Seconds to execute each correct submission with nbclient alone (kernel start included)."""
     from nbclient import NotebookClient
 
     times = []
     run_dir = WORK / "bare"
     run_dir.mkdir()
-    for data in subs.values():
+    for student, data in subs.items():
+        if not student.startswith("correct"):
+            continue
         try:
             nb = nbformat.reads(data.decode(), as_version=4)
         except Exception:  # noqa: BLE001
@@ -217,8 +220,8 @@ def main() -> None:
             course,
         )
         journal = [json.loads(p.read_text()) for p in (out / "journal" / ASSIGNMENT).glob("*.json")]
-        # The same set as the bare run: the notebooks that could be read and executed.
-        per = [r["seconds"] for r in journal if r["status"] != "invalid_notebook"]
+        # The same set as the bare run: the correct submissions.
+        per = [r["seconds"] for r in journal if r["student"].startswith("correct")]
         results[f"autograder_w{workers}_mean_submission_s"] = sum(per) / len(per)
     bare = bare_nbclient(subs)
     results["bare_nbclient_mean_s"] = sum(bare) / len(bare)
