@@ -382,6 +382,7 @@ def train_ensemble(
     saved_threads = torch.get_num_threads()
     if cpu_threads is not None and device.type == "cpu":
         torch.set_num_threads(cpu_threads)
+    where = describe_device(device)  # as trained, with the thread count in force
     try:
         with Stopwatch(device) as watch:
             _run_epochs(
@@ -409,7 +410,7 @@ def train_ensemble(
         grad_norms=norms.cpu().numpy(),
         model=model,
         seconds=watch.seconds,
-        device=describe_device(device),
+        device=where,
     )
 
 
