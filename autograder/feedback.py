@@ -90,11 +90,12 @@ def scrub_notebook(
     nb: NotebookNode, secret: list[str], begin: str = BEGIN, end: str = END
 ) -> NotebookNode:
     """Remove hidden tests from the sources and outputs of a graded notebook, in place."""
-    secrets = secret
+    # The markers themselves show up in traceback context lines: hide them too.
+    secrets = list(secret) + [begin, end]
     for cell in nb.cells:
         if begin in cell.source:
             cell.source = _strip_source(cell.source, begin, end)
-        if secrets:
+        if secret:
             # A hidden line kept without its markers would still leak: cut it too.
             cell.source = "\n".join(
                 ln for ln in cell.source.splitlines() if ln.strip() not in secrets

@@ -17,6 +17,7 @@ import os
 import shutil
 import sys
 import tempfile
+import warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
@@ -160,7 +161,8 @@ def merge_result(db_url: str, result: dict[str, Any]) -> None:
     """Write one result into the main gradebook (called by the parent only, serially)."""
     from nbgrader.api import Gradebook, MissingEntry
 
-    with Gradebook(db_url) as gb:
+    with warnings.catch_warnings(), Gradebook(db_url) as gb:
+        warnings.simplefilter("ignore")  # nbgrader trips SQLAlchemy's autoflush warnings
         gb.update_or_create_student(result["student"])
         gb.update_or_create_submission(result["assignment"], result["student"])
         for nb_name, grades in result["grades"].items():

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,8 @@ def collect_rows(out: Path, db_url: str) -> tuple[list[dict[str, Any]], dict[str
 
     rows: list[dict[str, Any]] = []
     questions: dict[str, list[str]] = {}
-    with Gradebook(db_url) as gb:
+    with warnings.catch_warnings(), Gradebook(db_url) as gb:
+        warnings.simplefilter("ignore")  # nbgrader trips SQLAlchemy's autoflush warnings
         students = sorted(s.id for s in gb.students)
         for assignment in sorted(gb.assignments, key=lambda a: a.name):
             qs = [
@@ -183,6 +185,7 @@ def _plot(stats: dict[str, Any], path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     n = max(1, len(stats))
     fig, axes = plt.subplots(n, 2, figsize=(11, 3.6 * n), squeeze=False)
@@ -197,6 +200,7 @@ def _plot(stats: dict[str, Any], path: Path) -> None:
             edgecolor="white",
         )
         ax.set(title=f"{a}: total score ({s['n']} submissions)", xlabel="score", ylabel="students")
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
         ax = axes[row][1]
         names = [q["question"] for q in s["questions"]]
         mean_frac = [q["mean"] / q["max"] if q["max"] else 0 for q in s["questions"]]
