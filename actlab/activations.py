@@ -475,14 +475,11 @@ def benchmark(
     On a CPU the timing runs on one thread: with several threads, any other work on the
     machine stalls the thread pool and the time measures the scheduler, not the function.
     """
-    from actlab.device import Stopwatch, get_device
+    from actlab.device import Stopwatch, cpu_threads, get_device
 
     device = device or get_device()
     z = torch.randn(n, device=device, dtype=dtype)
-    threads = torch.get_num_threads()
-    if device.type == "cpu":
-        torch.set_num_threads(1)
-    try:
+    with cpu_threads(1, device):
         with torch.no_grad():
             for _ in range(3):  # warm-up: first calls pay for allocation and kernel selection
                 act.torch_fn(z)
@@ -491,8 +488,6 @@ def benchmark(
                 with Stopwatch(device) as sw:
                     act.torch_fn(z)
                 times.append(sw.seconds)
-    finally:
-        torch.set_num_threads(threads)
     return statistics.median(times) / n * 1e9
 
 

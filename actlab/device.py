@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import random
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -45,6 +47,23 @@ def set_seed(seed: int) -> torch.Generator:
     np.random.seed(seed)
     torch.manual_seed(seed)
     return torch.Generator().manual_seed(seed)
+
+
+@contextmanager
+def cpu_threads(n: int | None, device: torch.device | str = "cpu") -> Iterator[None]:
+    """Run the block with ``n`` intra-op CPU threads (restored afterwards).
+
+    The course's networks are small: a second thread gains little, and when the
+    cores are busy with other work, OpenMP threads waiting for each other can make
+    a training loop ten times slower. ``n=None`` or a non-CPU device changes nothing.
+    """
+    saved = torch.get_num_threads()
+    if n is not None and torch.device(device).type == "cpu":
+        torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(saved)
 
 
 @dataclass

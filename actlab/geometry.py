@@ -7,6 +7,7 @@ import torch
 from matplotlib.axes import Axes
 from torch import nn
 
+from actlab.device import cpu_threads
 from actlab.models import hidden_outputs
 
 CLASS_COLOURS = ("#1f77b4", "#d62728")
@@ -19,20 +20,25 @@ def train_classifier(
     num_epochs: int = 300,
     lr: float = 0.01,
     device: torch.device | str = "cpu",
+    threads: int | None = 1,
 ) -> dict[str, float | list[float]]:
-    """Full-batch Adam on the logistic loss; returns the loss history and final accuracy."""
+    """Full-batch Adam on the logistic loss; returns the loss history and final accuracy.
+
+    ``threads`` caps the CPU threads while training (see :func:`actlab.device.cpu_threads`).
+    """
     model.to(device)
     X_t = torch.as_tensor(X, dtype=torch.float32, device=device)
     y_t = torch.as_tensor(y, dtype=torch.float32, device=device).reshape(-1, 1)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     loss_fn = nn.BCEWithLogitsLoss()
     losses = []
-    for _ in range(num_epochs):
-        opt.zero_grad()
-        loss = loss_fn(model(X_t), y_t)
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    with cpu_threads(threads, device):
+        for _ in range(num_epochs):
+            opt.zero_grad()
+            loss = loss_fn(model(X_t), y_t)
+            loss.backward()
+            opt.step()
+            losses.append(loss.item())
     return {"losses": losses, "accuracy": accuracy(model, X, y)}
 
 

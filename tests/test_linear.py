@@ -103,3 +103,17 @@ def test_device_choice_can_be_forced(monkeypatch: pytest.MonkeyPatch) -> None:
     assert get_device() == torch.device("cpu")
     assert isinstance(get_device(), torch.device)
     assert isinstance(nn.Linear(1, 1).to(get_device()), nn.Linear)
+
+
+def test_cpu_threads_is_scoped() -> None:
+    from actlab.device import cpu_threads
+
+    before = torch.get_num_threads()
+    with cpu_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with cpu_threads(None):
+        assert torch.get_num_threads() == before
+    with pytest.raises(RuntimeError), cpu_threads(1):
+        raise RuntimeError("restored even when the block fails")
+    assert torch.get_num_threads() == before
