@@ -309,7 +309,9 @@ def init_mlp_(model: nn.Module, scheme: str = "default") -> nn.Module:
     return model
 
 
-def chain_gain(activation: str, depth: int, weight: float, x: float = 0.5, bias: float = 0.0) -> float:
+def chain_gain(
+    activation: str, depth: int, weight: float, x: float = 0.5, bias: float = 0.0
+) -> float:
     """``|dL/dx| / |dL/da_L|`` for a chain of ``depth`` equal layers: the product of ``|w phi'(z_k)|``.
 
     Below 1 the gradient vanishes on its way to the input, above 1 it explodes.

@@ -34,7 +34,9 @@ def test_chain_matches_autograd(activation: str, depth: int) -> None:
         cp = chain_pass(x, y, w, b, activation)
         ag = chain_autograd(x, y, w, b, activation)
         for key in ("z", "a", "slope", "dL_da", "dL_dz", "dL_dw", "dL_db", "dL_dx", "loss"):
-            np.testing.assert_allclose(getattr(cp, key), ag[key], rtol=1e-10, atol=1e-14, err_msg=key)
+            np.testing.assert_allclose(
+                getattr(cp, key), ag[key], rtol=1e-10, atol=1e-14, err_msg=key
+            )
 
 
 def test_chain_formula_for_w1() -> None:
