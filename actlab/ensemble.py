@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 
 from actlab.backprop import init_mlp_
 from actlab.device import Stopwatch, describe_device, get_device
+from actlab.device import cpu_threads as limit_cpu_threads
 from actlab.models import activation_module, mlp
 
 
@@ -349,8 +350,8 @@ def train_ensemble(
         device: defaults to :func:`actlab.device.get_device`.
         dtype: parameter dtype (``torch.float64`` for exact comparisons in tests).
         progress: show a tqdm progress bar.
-        cpu_threads: intra-op threads while training on the CPU (restored afterwards);
-            ``None`` leaves PyTorch's setting alone. The default of 1 is deliberate:
+        cpu_threads: intra-op threads while training on the CPU (restored afterwards,
+            see :func:`actlab.device.cpu_threads`); ``None`` leaves PyTorch's setting alone. The default of 1 is deliberate:
             at these sizes a second thread gains little, and when the machine's cores
             are busy with other work, OpenMP threads waiting for each other made
             training 5 to 10 times slower in our measurements (benchmarks/ENSEMBLE.md).
@@ -379,29 +380,12 @@ def train_ensemble(
     norms = torch.zeros(len(record_sorted), E, n_layers, dtype=dtype, device=device)
     slot = {e: i for i, e in enumerate(record_sorted)}
 
-    saved_threads = torch.get_num_threads()
-    if cpu_threads is not None and device.type == "cpu":
-        torch.set_num_threads(cpu_threads)
-    where = describe_device(device)  # as trained, with the thread count in force
-    try:
-        with Stopwatch(device) as watch:
-            _run_epochs(
-                model,
-                params,
-                opt,
-                X_t,
-                y_t,
-                loss,
-                batch_size,
-                data_seed,
-                num_epochs,
-                progress,
-                losses,
-                norms,
-                slot,
-            )
-    finally:
-        torch.set_num_threads(saved_threads)
+    with limit_cpu_threads(cpu_threads, device), Stopwatch(device) as watch:
+        where = describe_device(device)  # as trained, with the thread count in force
+        _run_epochs(
+            model, params, opt, X_t, y_t, loss, batch_size, data_seed, num_epochs, progress,
+            losses, norms, slot,
+        )  # fmt: skip
 
     return EnsembleResult(
         members=list(model.members),
