@@ -256,7 +256,12 @@ def grade(
         kernel_dirs = write_kernel_spec(spec, scratch / "spec")
         template = scratch / "template"
         make_template(course_root, assignment, template, config)
-        make_template(course_root, assignment, scratch / "main", config, db_url=db_url)
+        fresh = out / "gradebook.db"
+        if db_url == f"sqlite:///{fresh}" and not fresh.exists():
+            # A new default gradebook is exactly the template's: copy it, don't regenerate.
+            shutil.copyfile(template / "gradebook.db", fresh)
+        else:
+            make_template(course_root, assignment, scratch / "main", config, db_url=db_url)
         notebooks = sorted(p.stem for p in (template / "release" / assignment).glob("*.ipynb"))
 
         if submissions.is_file() and submissions.suffix == ".zip":

@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -144,13 +145,20 @@ def setup() -> tuple[Path, dict[str, bytes]]:
     return course, subs
 
 
-def timed(cmd: list[str], cwd: Path) -> float:
+CPU: dict[str, float] = {}
+
+
+def timed(cmd: list[str], cwd: Path, label: str) -> float:
+    """Wall seconds of a command; its CPU seconds (with all its children) go to ``CPU``."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.run(cmd, cwd=cwd, env=env(), capture_output=True, text=True)
     elapsed = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode not in (0, 1):  # nbgrader exits 1 when some submission failed
         raise RuntimeError(f"{cmd} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
-    print(f"  {' '.join(cmd[1:5])}…: {elapsed:.1f} s", flush=True)
+    CPU[label] = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    print(f"  {label}: {elapsed:.1f} s wall, {CPU[label]:.1f} s CPU", flush=True)
     return elapsed
 
 
@@ -237,6 +245,7 @@ def main() -> None:
     results["overhead_per_submission_s"] = (
         results["autograder_w1_mean_submission_s"] - results["bare_nbclient_mean_s"]
     )
+    results.update({f"{k}_cpu_s": v for k, v in CPU.items()})
     (WORK / "results.json").write_text(json.dumps(results, indent=1))
     for key, value in results.items():
         print(f"{key:45s} {value:8.2f}" if isinstance(value, float) else f"{key} {value}")
