@@ -234,7 +234,9 @@ def grade(
     submissions = Path(submissions).resolve()
     config = course_config(course_root)
 
+    _remove_stale_scratch()
     scratch = Path(tempfile.mkdtemp(prefix="ag-"))
+    (scratch / "owner.pid").write_text(str(os.getpid()))
     run = GradeRun(out=out, db_url=db_url)
     # Start the workers now: they import nbgrader while this process prepares the batch.
     pool = _new_pool(workers)
@@ -327,6 +329,17 @@ def _init_worker() -> None:
     # One thread per kernel's maths libraries: the workers already use every core.
     for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
         os.environ.setdefault(var, "1")
+
+
+def _remove_stale_scratch() -> None:
+    """Delete the scratch folders of grading runs that were killed (``kill -9``, a crash)."""
+    for folder in Path(tempfile.gettempdir()).glob("ag-*"):
+        try:
+            pid = int((folder / "owner.pid").read_text())
+        except (OSError, ValueError):
+            continue
+        if not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def _new_pool(workers: int) -> ProcessPoolExecutor:

@@ -17,6 +17,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -351,10 +352,17 @@ def test_resume_after_kill(tmp_path):
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     before = {p.stem: json.loads(p.read_text()) for p in journal.glob("*.json")}
+    stale = [
+        d
+        for d in Path(tempfile.gettempdir()).glob("ag-*")
+        if (d / "owner.pid").exists() and (d / "owner.pid").read_text() == str(proc.pid)
+    ]
+    assert len(stale) == 1, "the killed run leaves its scratch folder behind"
     assert 2 <= len(before) < 5, "the batch should have been killed half-way"
     # The same limits as the command line's defaults, so the same content hashes.
     run = grade(course, ASSIGNMENT, folder, workers=2, limits=Limits(), progress=False)
     assert sorted(run.skipped) == sorted(before)
+    assert not stale[0].exists(), "the next run removes a killed run's scratch folder"
     rows = read_csv(out / "grades.csv")
     assert sorted(rows) == sorted(students)
     assert all(r["status"] == "ok" and r["score"] == "4.0" for r in rows.values())
