@@ -376,3 +376,51 @@ def test_resume_after_kill(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert (out / "grades.csv").read_text() == csv_before
+
+
+COURSE = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize(
+    "assignment",
+    sorted(p.name for p in (COURSE / "solutions").iterdir() if any(p.glob("*.ipynb"))),
+)
+def test_every_course_assignment_grades_full_and_zero(assignment, tmp_path):
+    """Each chapter's notebook, present and future: its solution gets full marks, its stub 0."""
+    require_sandbox()
+    import nbformat
+
+    from autograder.release import release
+
+    course = tmp_path / "course"
+    shutil.copytree(COURSE / "solutions" / assignment, course / "solutions" / assignment)
+    shutil.copy(COURSE / "nbgrader_config.py", course / "nbgrader_config.py")
+    (released_dir,) = release(course, [assignment], dest="release")
+    folder = tmp_path / "incoming"
+    folder.mkdir()
+    for rel_path in sorted(released_dir.glob("*.ipynb")):
+        src = nbformat.read(course / "solutions" / assignment / rel_path.name, as_version=4)
+        rel = nbformat.read(rel_path, as_version=4)
+        answers = {
+            c.metadata["nbgrader"]["grade_id"]: "\n".join(
+                line
+                for line in c.source.splitlines()
+                if "### BEGIN SOLUTION" not in line and "### END SOLUTION" not in line
+            )
+            for c in src.cells
+            if c.metadata.get("nbgrader", {}).get("solution")
+        }
+        nbformat.write(rel, folder / f"stub_{rel_path.name}")
+        for cell in rel.cells:
+            gid = cell.metadata.get("nbgrader", {}).get("grade_id")
+            if gid in answers:
+                cell.source = answers[gid]
+        nbformat.write(rel, folder / f"solved_{rel_path.name}")
+    run = grade(course, assignment, folder, workers=2, progress=False)
+    results = {r["student"]: r for r in run.results}
+    assert sorted(results) == ["solved", "stub"], run.warnings
+    solved, stub = results["solved"], results["stub"]
+    assert solved["status"] == "ok" and solved["reason"] == "ran to the end without errors", solved
+    assert solved["score"] == solved["max_score"] > 0
+    assert stub["status"] == "ok" and "NotImplementedError" in stub["reason"], stub
+    assert stub["score"] == 0
