@@ -201,11 +201,14 @@ def main() -> None:
     print(f"{N} submissions of {ASSIGNMENT}; {os.cpu_count()} cores", flush=True)
     results: dict[str, float | list[float] | str] = {}
     results["stock_autograde_s"] = timed(
-        [py, "-m", "nbgrader", "autograde", ASSIGNMENT, "--force", "--log-level=ERROR"], course
+        [py, "-m", "nbgrader", "autograde", ASSIGNMENT, "--force", "--log-level=ERROR"],
+        course,
+        "stock_autograde",
     )
     results["stock_feedback_s"] = timed(
         [py, "-m", "nbgrader", "generate_feedback", ASSIGNMENT, "--force", "--log-level=ERROR"],
         course,
+        "stock_feedback",
     )
     for workers in (2, 1):
         out = WORK / f"grading_w{workers}"
@@ -228,6 +231,7 @@ def main() -> None:
                 "--no-progress",
             ],
             course,
+            f"autograder_w{workers}",
         )
         journal = [json.loads(p.read_text()) for p in (out / "journal" / ASSIGNMENT).glob("*.json")]
         # The same set as the bare run: the correct submissions.
