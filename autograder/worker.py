@@ -78,11 +78,6 @@ class Result:
         return asdict(self)
 
 
-def _setup_logging() -> logging.Logger:
-    log = logging.getLogger("autograder.worker")
-    return log
-
-
 def _nbgrader_config(job: Job, course: Path, events: Path) -> Config:
     cfg = Config()
     for section, values in job.config.items():
