@@ -10,6 +10,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 KERNEL_NAME = "autograder-sandbox"
+PRIVATE_TMP = "/tmp"  # the launcher mounts an empty tmpfs here for every kernel
 LAUNCHER = Path(__file__).with_name("_launcher.py")
 
 
@@ -98,9 +99,11 @@ def make_spec(
     hidden |= {p for p in (home, "/root", "/home") if p != "/"}
     spec.hide = sorted(hidden)
     # The interpreter and its packages may live inside a hidden folder (a venv in the
-    # course root, pyenv under /root): bind them back read-only.
+    # course root, pyenv under /root) or under /tmp, which the kernel gets a private,
+    # empty copy of (a course cloned into /tmp): bind them back read-only.
     needed = {sys.prefix, sys.base_prefix, str(Path(os.path.realpath(python)).parent.parent)}
-    spec.keep = sorted(p for p in needed if any(_under(p, h) for h in spec.hide))
+    masked = [*spec.hide, PRIVATE_TMP]
+    spec.keep = sorted(p for p in needed if any(_under(p, h) for h in masked))
     return spec
 
 

@@ -193,3 +193,17 @@ def test_scrub_removes_hidden_tests_from_source_and_tracebacks(tmp_path):
     page = f"<pre><span>{builders.HIDDEN_LINE.replace('==', '<span>==</span>')}</span></pre>"
     assert leaked_lines(page, secret) == [builders.HIDDEN_LINE]
     assert leaked_lines("<pre>assert square(3) == 9</pre>", secret) == []
+
+
+def test_an_interpreter_under_tmp_is_bound_into_the_sandbox(monkeypatch, tmp_path):
+    """A course cloned into /tmp keeps its venv there: the kernel's private /tmp must not hide it."""
+    from autograder import sandbox
+
+    monkeypatch.setattr(sandbox, "find_tools", lambda: ("/usr/bin/bwrap", "/usr/bin/setpriv"))
+    venv = "/tmp/some-clone/.venv"
+    monkeypatch.setattr(sys, "prefix", venv)
+    spec = sandbox.make_spec(sandbox.Limits(), hide=[tmp_path / "course"])
+    assert venv in spec.keep
+    monkeypatch.setattr(sys, "prefix", "/opt/elsewhere/.venv")
+    spec = sandbox.make_spec(sandbox.Limits(), hide=[tmp_path / "course"])
+    assert "/opt/elsewhere/.venv" not in spec.keep
