@@ -42,6 +42,11 @@ LIMITS = Limits(
 )
 
 
+def cli(course: Path, *args: str) -> list[str]:
+    """The command line of `python -m autograder --course COURSE ARGS...`."""
+    return [sys.executable, "-m", "autograder", "--course", str(course), *args]
+
+
 def require_sandbox() -> None:
     """The sandbox tools are part of the test setup (`make system`): fail loudly without them."""
     missing = [t for t in ("bwrap", "setpriv") if shutil.which(t) is None]
@@ -300,16 +305,7 @@ def test_missing_sandbox_refuses_unless_unsafe(tmp_path, monkeypatch):
     with pytest.raises(SandboxUnavailable, match="bwrap.*--unsafe"):
         grade(course, ASSIGNMENT, folder, workers=1, limits=LIMITS, progress=False)
     proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "autograder",
-            "--course",
-            str(course),
-            "grade",
-            ASSIGNMENT,
-            str(folder),
-        ],
+        cli(course, "grade", ASSIGNMENT, str(folder)),
         capture_output=True,
         text=True,
         env={**os.environ, "PATH": "/nonexistent"},
@@ -328,19 +324,7 @@ def test_resume_after_kill(tmp_path):
     folder = builders.write_submissions(tmp_path / "incoming", students)
     out = course / "grading"
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "autograder",
-            "--course",
-            str(course),
-            "grade",
-            ASSIGNMENT,
-            str(folder),
-            "--workers",
-            "1",
-            "--no-progress",
-        ],
+        cli(course, "grade", ASSIGNMENT, str(folder), "--workers", "1", "--no-progress"),
         start_new_session=True,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -370,7 +354,7 @@ def test_resume_after_kill(tmp_path):
     csv_before = (out / "grades.csv").read_text()
     (out / "grades.csv").unlink()
     proc = subprocess.run(
-        [sys.executable, "-m", "autograder", "--course", str(course), "report"],
+        cli(course, "report"),
         capture_output=True,
         text=True,
     )
