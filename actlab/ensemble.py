@@ -9,7 +9,8 @@ for all members together. The members' losses are summed before the backward
 pass; since no parameter is shared, each member receives exactly the gradient of
 its own loss, so a member trains exactly as it would alone.
 
-Members may differ in seed, activation, learning rate and initialisation. The
+Members may differ in seed, activation, learning rate, initialisation, hidden
+bias and normalisation, and may train on data of their own. The
 optimisers (Adam and SGD with momentum) are written for stacked tensors so that
 each member can keep its own learning rate; they follow ``torch.optim``'s update
 formulas step for step.
@@ -19,8 +20,9 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -31,7 +33,7 @@ from tqdm.auto import tqdm
 from actlab.backprop import init_mlp_
 from actlab.device import Stopwatch, describe_device, get_device
 from actlab.device import cpu_threads as limit_cpu_threads
-from actlab.models import activation_module, mlp
+from actlab.models import NORMS, activation_module, mlp
 
 
 @dataclass(frozen=True)
@@ -44,12 +46,19 @@ class Member:
         lr: the member's learning rate.
         init: ``"default"`` (PyTorch's), ``"xavier"``, ``"he"`` or ``"normal:STD"``
             (see :func:`actlab.backprop.init_mlp_`).
+        bias: when set, every hidden layer's bias is filled with this constant after
+            the init scheme (the output layer keeps its own); chapter 4's bias
+            experiments.
+        norm: ``"none"`` or ``"layer"`` (a LayerNorm between each hidden linear layer
+            and its activation, see :func:`actlab.models.mlp`).
     """
 
     seed: int
     activation: str = "relu"
     lr: float = 1e-3
     init: str = "default"
+    bias: float | None = None
+    norm: str = "none"
 
 
 def members_grid(
@@ -57,12 +66,14 @@ def members_grid(
     activations: Sequence[str] = ("relu",),
     lrs: Sequence[float] = (1e-3,),
     inits: Sequence[str] = ("default",),
+    biases: Sequence[float | None] = (None,),
+    norms: Sequence[str] = ("none",),
 ) -> list[Member]:
-    """Every combination of activation, init, learning rate and seed (seed varies fastest)."""
+    """Every combination of activation, norm, init, bias, learning rate and seed (seed fastest)."""
     seeds = list(seeds)
     return [
-        Member(seed=s, activation=a, lr=lr, init=i)
-        for a, i, lr, s in itertools.product(activations, inits, lrs, seeds)
+        Member(seed=s, activation=a, lr=lr, init=i, bias=bias, norm=n)
+        for a, n, i, bias, lr, s in itertools.product(activations, norms, inits, biases, lrs, seeds)
     ]
 
 
@@ -80,8 +91,12 @@ def build_member(
     initial weights from here.
     """
     torch.manual_seed(member.seed)
-    net = mlp(in_dim, width, depth, out_dim, activation=member.activation)
+    net = mlp(in_dim, width, depth, out_dim, activation=member.activation, norm=member.norm)
     init_mlp_(net, member.init)
+    if member.bias is not None:
+        with torch.no_grad():
+            for layer in [m for m in net if isinstance(m, nn.Linear)][:-1]:
+                layer.bias.fill_(member.bias)
     return net.to(dtype)
 
 
@@ -90,7 +105,10 @@ class EnsembleMLP(nn.Module):
 
     Layer ``k`` has ``weights[k]`` of shape ``(E, fan_in, fan_out)`` (the transpose
     of ``nn.Linear.weight``, so that ``h @ W`` needs no transposition) and
-    ``biases[k]`` of shape ``(E, 1, fan_out)``.
+    ``biases[k]`` of shape ``(E, 1, fan_out)``. When any member uses ``norm="layer"``,
+    hidden layer ``k`` also has ``norm_weights[k]`` and ``norm_biases[k]`` of shape
+    ``(E, 1, width)``: the LayerNorm's affine parameters (unused, and so never
+    updated, for the members without a norm).
     """
 
     def __init__(
@@ -105,6 +123,9 @@ class EnsembleMLP(nn.Module):
         super().__init__()
         if not members:
             raise ValueError("an ensemble needs at least one member")
+        for m in members:
+            if m.norm not in NORMS:
+                raise ValueError(f"unknown norm {m.norm!r}; use one of {NORMS}")
         self.members = list(members)
         self.shape = (in_dim, width, depth, out_dim)
         nets = [build_member(m, in_dim, width, depth, out_dim, dtype) for m in self.members]
@@ -119,6 +140,29 @@ class EnsembleMLP(nn.Module):
             nn.Parameter(torch.stack([layers[k].bias.detach()[None, :] for layers in linears]))
             for k in range(depth + 1)
         )
+        norms = [[m for m in net if isinstance(m, nn.LayerNorm)] for net in nets]
+        uses_norm = [m.norm == "layer" for m in self.members]
+        self.norm_weights = nn.ParameterList()
+        self.norm_biases = nn.ParameterList()
+        mask = None if all(uses_norm) else torch.tensor(uses_norm).view(-1, 1, 1)
+        self.register_buffer("_norm_mask", mask)
+        if any(uses_norm):
+            ones = torch.ones(1, width, dtype=dtype)
+            for k in range(depth):
+                self.norm_weights.append(
+                    nn.Parameter(
+                        torch.stack(
+                            [ln[k].weight.detach()[None] if ln else ones for ln in norms]
+                        ).contiguous()
+                    )
+                )
+                self.norm_biases.append(
+                    nn.Parameter(
+                        torch.stack(
+                            [ln[k].bias.detach()[None] if ln else 0 * ones for ln in norms]
+                        ).contiguous()
+                    )
+                )
         # Runs of consecutive members sharing an activation: one call per run.
         self._runs: list[tuple[int, int, nn.Module]] = []
         for name, group in itertools.groupby(
@@ -137,10 +181,44 @@ class EnsembleMLP(nn.Module):
         """Number of linear layers (hidden layers + output layer)."""
         return len(self.weights)
 
+    @property
+    def params(self) -> list[nn.Parameter]:
+        """Every trained tensor: weights, biases, then the norms' affine parameters."""
+        return [*self.weights, *self.biases, *self.norm_weights, *self.norm_biases]
+
     def _act(self, z: torch.Tensor) -> torch.Tensor:
         if len(self._runs) == 1:
             return self._runs[0][2](z)
         return torch.cat([phi(z[s:e]) for s, e, phi in self._runs], dim=0)
+
+    def _norm(self, k: int, z: torch.Tensor) -> torch.Tensor:
+        if not len(self.norm_weights):
+            return z
+        normed = torch.addcmul(
+            self.norm_biases[k], F.layer_norm(z, z.shape[-1:]), self.norm_weights[k]
+        )
+        return normed if self._norm_mask is None else torch.where(self._norm_mask, normed, z)
+
+    def trace(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
+        """Outputs, pre-activations and hidden activations of every member.
+
+        Args:
+            x: inputs ``(N, in_dim)`` shared by all members, or ``(E, N, in_dim)``.
+
+        Returns:
+            ``(out, pre, hidden)``: ``out`` of shape ``(E, N, out_dim)``; ``pre[k]`` the
+            input of hidden layer ``k``'s activation (after its norm, if any) and
+            ``hidden[k]`` its output, each ``(E, N, width)``; layer 0 nearest the input.
+        """
+        h = x.expand(self.size, *x.shape) if x.dim() == 2 else x
+        pre, hidden = [], []
+        for k in range(self.n_layers - 1):
+            z = self._norm(k, torch.baddbmm(self.biases[k], h, self.weights[k]))
+            h = self._act(z)
+            pre.append(z)
+            hidden.append(h)
+        out = torch.baddbmm(self.biases[-1], h, self.weights[-1])
+        return out, pre, hidden
 
     def forward(self, x: torch.Tensor, return_hidden: bool = False):
         """Outputs of every member, shape ``(E, N, out_dim)``.
@@ -149,24 +227,23 @@ class EnsembleMLP(nn.Module):
             x: inputs ``(N, in_dim)`` shared by all members, or ``(E, N, in_dim)``.
             return_hidden: also return the list of hidden activations, each ``(E, N, width)``.
         """
-        h = x.expand(self.size, *x.shape) if x.dim() == 2 else x
-        hidden = []
-        for k in range(self.n_layers - 1):
-            h = self._act(torch.baddbmm(self.biases[k], h, self.weights[k]))
-            hidden.append(h)
-        out = torch.baddbmm(self.biases[-1], h, self.weights[-1])
+        out, _, hidden = self.trace(x)
         return (out, hidden) if return_hidden else out
 
     @torch.no_grad()
     def member_module(self, i: int) -> nn.Sequential:
         """Member ``i`` with its current weights, as a plain ``nn.Sequential`` on the CPU."""
         in_dim, width, depth, out_dim = self.shape
-        net = mlp(in_dim, width, depth, out_dim, activation=self.members[i].activation)
+        member = self.members[i]
+        net = mlp(in_dim, width, depth, out_dim, activation=member.activation, norm=member.norm)
         net = net.to(self.weights[0].dtype)
         linears = [m for m in net if isinstance(m, nn.Linear)]
         for k, layer in enumerate(linears):
             layer.weight.copy_(self.weights[k][i].T.cpu())
             layer.bias.copy_(self.biases[k][i, 0].cpu())
+        for k, ln in enumerate(m for m in net if isinstance(m, nn.LayerNorm)):
+            ln.weight.copy_(self.norm_weights[k][i, 0].cpu())
+            ln.bias.copy_(self.norm_biases[k][i, 0].cpu())
         return net
 
 
@@ -231,8 +308,10 @@ class EnsembleResult:
             at the first step of the epoch (before its update), so epoch 0 is the
             gradient at initialisation.
         model: the trained ensemble.
-        seconds: wall time of the training loop.
+        seconds: wall time of the training loop (probes included).
         device: where it ran, in words.
+        probes: what the ``probe`` of :func:`train_ensemble` returned, by epoch (the
+            weights after that many epochs of updates; 0 is the initialisation).
     """
 
     members: list[Member]
@@ -242,6 +321,7 @@ class EnsembleResult:
     model: EnsembleMLP
     seconds: float
     device: str
+    probes: dict[int, Any] = field(default_factory=dict)
 
     def where(self, **attrs: object) -> np.ndarray:
         """Indices of the members whose fields equal ``attrs``, e.g. ``where(activation="relu")``."""
@@ -260,7 +340,8 @@ def _loss_per_member(out: torch.Tensor, y: torch.Tensor, loss: str) -> torch.Ten
         return ((out - y) ** 2).mean(dim=(1, 2))
     if loss == "ce":
         E, N, C = out.shape
-        per = F.cross_entropy(out.reshape(E * N, C), y.repeat(E), reduction="none")
+        target = y.repeat(E) if y.dim() == 1 else y.reshape(E * N)
+        per = F.cross_entropy(out.reshape(E * N, C), target, reduction="none")
         return per.view(E, N).mean(dim=1)
     raise ValueError(f"unknown loss {loss!r}; use 'mse' or 'ce'")
 
@@ -279,6 +360,9 @@ def epoch_batches(
     return list(torch.randperm(n, generator=gen).split(batch_size))
 
 
+Probe = Callable[["EnsembleMLP", torch.Tensor], Any]
+
+
 def _run_epochs(
     model: EnsembleMLP,
     params: list[nn.Parameter],
@@ -293,13 +377,30 @@ def _run_epochs(
     losses: torch.Tensor,
     norms: torch.Tensor,
     slot: dict[int, int],
+    probe: Probe | None = None,
+    probe_at: frozenset[int] = frozenset(),
+    probes: dict[int, Any] | None = None,
 ) -> None:
-    """The epochs of :func:`train_ensemble`; fills ``losses`` and ``norms`` in place."""
+    """The epochs of :func:`train_ensemble`; fills ``losses``, ``norms`` and ``probes`` in place."""
     E, device = model.size, X_t.device
+    n = X_t.shape[-2]
+    # The example axis: the one before the features, or the last one of class labels.
+    y_axis = y_t.dim() - (1 if loss == "ce" else 2)
+
+    def run_probe(epoch: int) -> None:
+        if probe is not None and epoch in probe_at and probes is not None:
+            with torch.no_grad():
+                probes[epoch] = probe(model, X_t)
+
     for epoch in tqdm(range(num_epochs), disable=not progress, desc=f"{E} nets", leave=False):
-        batches = epoch_batches(X_t.shape[0], batch_size, epoch, data_seed)
+        run_probe(epoch)
+        batches = epoch_batches(n, batch_size, epoch, data_seed)
         for b, idx in enumerate(batches if batches is not None else [None]):
-            xb, yb = (X_t, y_t) if idx is None else (X_t[idx.to(device)], y_t[idx.to(device)])
+            if idx is None:
+                xb, yb = X_t, y_t
+            else:
+                idx = idx.to(device)
+                xb, yb = X_t.index_select(X_t.dim() - 2, idx), y_t.index_select(y_axis, idx)
             for p in params:
                 p.grad = None
             per_member = _loss_per_member(model(xb), yb, loss)
@@ -313,6 +414,7 @@ def _run_epochs(
             opt.step()
         if batches is not None:
             losses[epoch] /= len(batches)
+    run_probe(num_epochs)
 
 
 def train_ensemble(
@@ -333,13 +435,17 @@ def train_ensemble(
     dtype: torch.dtype = torch.float32,
     progress: bool = True,
     cpu_threads: int | None = 1,
+    probe: Probe | None = None,
+    probe_epochs: Iterable[int] = (),
 ) -> EnsembleResult:
     """Train every member on ``(X, y)`` at once and record losses and per-layer gradient norms.
 
     Args:
         members: the networks to train (see :class:`Member`, :func:`members_grid`).
-        X: inputs ``(N, in_dim)``.
-        y: targets ``(N, out_dim)`` for ``loss="mse"``, class indices ``(N,)`` for ``"ce"``.
+        X: inputs ``(N, in_dim)`` shared by every member, or ``(E, N, in_dim)``, one set
+            per member.
+        y: targets ``(N, out_dim)`` (or ``(E, N, out_dim)``, one set per member) for
+            ``loss="mse"``; class indices ``(N,)`` (or ``(E, N)``) for ``"ce"``.
         depth, width: hidden layers and units per hidden layer.
         num_epochs: passes over the data.
         optimizer: ``"adam"`` (default betas) or ``"sgd"`` (with ``momentum``).
@@ -355,6 +461,12 @@ def train_ensemble(
             at these sizes a second thread gains little, and when the machine's cores
             are busy with other work, OpenMP threads waiting for each other made
             training 5 to 10 times slower in our measurements (benchmarks/ENSEMBLE.md).
+        probe: ``probe(model, X)`` is called under ``torch.no_grad()`` at the start of each
+            epoch in ``probe_epochs`` (the weights after that many epochs of updates) and,
+            for ``num_epochs`` itself, after training; what it returns is kept in
+            ``result.probes[epoch]``. Use :meth:`EnsembleMLP.trace` in it to see
+            pre-activations. Its cost counts in ``result.seconds``.
+        probe_epochs: the epochs at which to call ``probe`` (``0 <= e <= num_epochs``).
 
     Returns:
         An :class:`EnsembleResult`.
@@ -367,24 +479,34 @@ def train_ensemble(
     y_t = torch.as_tensor(
         np.asarray(y) if not torch.is_tensor(y) else y, dtype=y_dtype, device=device
     )
-    out_dim = int(y_t.max().item()) + 1 if loss == "ce" else y_t.shape[1]
-    model = EnsembleMLP(members, X_t.shape[1], width, depth, out_dim, dtype=dtype).to(device)
-    params = [*model.weights, *model.biases]
+    E = len(members)
+    for name, t, feature_dims in (("X", X_t, 2), ("y", y_t, 1 if loss == "ce" else 2)):
+        if t.dim() == feature_dims + 1 and t.shape[0] != E:
+            raise ValueError(f"per-member {name} has {t.shape[0]} sets for {E} members")
+        if t.dim() not in (feature_dims, feature_dims + 1):
+            raise ValueError(f"{name} has shape {tuple(t.shape)}; see the docstring")
+    if X_t.shape[-2] != y_t.shape[-1 if loss == "ce" else -2]:
+        raise ValueError(f"X and y hold different numbers of examples: {X_t.shape}, {y_t.shape}")
+    out_dim = int(y_t.max().item()) + 1 if loss == "ce" else y_t.shape[-1]
+    model = EnsembleMLP(members, X_t.shape[-1], width, depth, out_dim, dtype=dtype).to(device)
+    params = model.params
     lrs = torch.tensor([m.lr for m in model.members], dtype=dtype, device=device)
     opt = _StackedOptimizer(params, lrs, kind=optimizer, momentum=momentum)
 
     record = set(range(num_epochs)) if grad_epochs is None else {int(e) for e in grad_epochs}
     record_sorted = sorted(e for e in record if 0 <= e < num_epochs)
-    E, n_layers = model.size, model.n_layers
+    n_layers = model.n_layers
     losses = torch.zeros(num_epochs, E, dtype=dtype, device=device)
     norms = torch.zeros(len(record_sorted), E, n_layers, dtype=dtype, device=device)
     slot = {e: i for i, e in enumerate(record_sorted)}
+    probe_at = frozenset(int(e) for e in probe_epochs if 0 <= int(e) <= num_epochs)
+    probes: dict[int, Any] = {}
 
     with limit_cpu_threads(cpu_threads, device), Stopwatch(device) as watch:
         where = describe_device(device)  # as trained, with the thread count in force
         _run_epochs(
             model, params, opt, X_t, y_t, loss, batch_size, data_seed, num_epochs, progress,
-            losses, norms, slot,
+            losses, norms, slot, probe, probe_at, probes,
         )  # fmt: skip
 
     return EnsembleResult(
@@ -395,6 +517,7 @@ def train_ensemble(
         model=model,
         seconds=watch.seconds,
         device=where,
+        probes=dict(sorted(probes.items())),
     )
 
 
@@ -406,32 +529,53 @@ def train_single(
     depth: int,
     width: int,
     num_epochs: int,
+    loss: str = "mse",
+    optimizer: str = "adam",
+    momentum: float = 0.0,
+    batch_size: int | None = None,
+    data_seed: int = 0,
     device: torch.device | str | None = None,
 ) -> np.ndarray:
-    """Train one member alone with ``torch.optim.Adam`` and full-batch MSE: the loop baseline.
+    """Train one member alone with ``torch.optim``: the ordinary loop, the baseline.
 
-    This is the ordinary way to train one network; ``benchmarks/bench_ensemble.py``
-    times a Python loop of these against :func:`train_ensemble`.
+    ``benchmarks/bench_ensemble.py`` times a Python loop of these against
+    :func:`train_ensemble`, and chapter 6 times one network per activation with it.
+    The batches are those of :func:`epoch_batches`, as in the ensemble.
 
     Returns:
-        The loss per epoch, shape ``(num_epochs,)``.
+        The loss per epoch (mean over the epoch's steps), shape ``(num_epochs,)``.
     """
     device = torch.device(device) if device is not None else get_device()
     X_t = torch.as_tensor(
         np.asarray(X) if not torch.is_tensor(X) else X, dtype=torch.float32, device=device
     )
+    y_dtype = torch.long if loss == "ce" else torch.float32
     y_t = torch.as_tensor(
-        np.asarray(y) if not torch.is_tensor(y) else y, dtype=torch.float32, device=device
+        np.asarray(y) if not torch.is_tensor(y) else y, dtype=y_dtype, device=device
     )
-    net = build_member(member, X_t.shape[1], width, depth, y_t.shape[1]).to(device)
-    opt = torch.optim.Adam(net.parameters(), lr=member.lr)
+    out_dim = int(y_t.max().item()) + 1 if loss == "ce" else y_t.shape[1]
+    loss_fn = {"mse": F.mse_loss, "ce": F.cross_entropy}.get(loss)
+    if loss_fn is None:
+        raise ValueError(f"unknown loss {loss!r}; use 'mse' or 'ce'")
+    net = build_member(member, X_t.shape[1], width, depth, out_dim).to(device)
+    if optimizer == "adam":
+        opt: torch.optim.Optimizer = torch.optim.Adam(net.parameters(), lr=member.lr)
+    elif optimizer == "sgd":
+        opt = torch.optim.SGD(net.parameters(), lr=member.lr, momentum=momentum)
+    else:
+        raise ValueError(f"unknown optimizer {optimizer!r}; use 'adam' or 'sgd'")
     losses = torch.zeros(num_epochs, device=device)
     for epoch in range(num_epochs):
-        opt.zero_grad(set_to_none=True)
-        loss = F.mse_loss(net(X_t), y_t)
-        loss.backward()
-        opt.step()
-        losses[epoch] = loss.detach()
+        batches = epoch_batches(X_t.shape[0], batch_size, epoch, data_seed)
+        for idx in batches if batches is not None else [None]:
+            xb, yb = (X_t, y_t) if idx is None else (X_t[idx.to(device)], y_t[idx.to(device)])
+            opt.zero_grad(set_to_none=True)
+            step_loss = loss_fn(net(xb), yb)
+            step_loss.backward()
+            opt.step()
+            losses[epoch] += step_loss.detach()
+        if batches is not None:
+            losses[epoch] /= len(batches)
     return losses.cpu().numpy()
 
 

@@ -8,6 +8,7 @@ from torch import nn
 from actlab.activations import ACTIVATIONS, get
 
 _IDENTITY_NAMES = ("none", "linear")
+NORMS = ("none", "layer")
 
 
 def activation_module(name: str) -> nn.Module:
@@ -31,16 +32,24 @@ def mlp(
     out_dim: int,
     activation: str = "relu",
     widths: list[int] | None = None,
+    norm: str = "none",
 ) -> nn.Sequential:
     """``depth`` hidden layers of ``width`` units (or the given ``widths``), each followed by ``activation``.
 
-    With ``activation="none"`` the network is a stack of affine maps (chapter 1).
+    With ``activation="none"`` the network is a stack of affine maps (chapter 1). With
+    ``norm="layer"`` an ``nn.LayerNorm`` sits between each hidden linear layer and its
+    activation (chapter 4's normalisation fix, chapter 6's swap experiment).
     """
+    if norm not in NORMS:
+        raise ValueError(f"unknown norm {norm!r}; use one of {NORMS}")
     widths = widths if widths is not None else [width] * depth
     layers: list[nn.Module] = []
     prev = in_dim
     for w in widths:
-        layers += [nn.Linear(prev, w), activation_module(activation)]
+        layers.append(nn.Linear(prev, w))
+        if norm == "layer":
+            layers.append(nn.LayerNorm(w))
+        layers.append(activation_module(activation))
         prev = w
     layers.append(nn.Linear(prev, out_dim))
     return nn.Sequential(*layers)
@@ -52,6 +61,6 @@ def hidden_outputs(model: nn.Sequential, x: torch.Tensor) -> list[torch.Tensor]:
     h = x
     for m in model:
         h = m(h)
-        if not isinstance(m, nn.Linear):
+        if not isinstance(m, nn.Linear | nn.LayerNorm):
             outs.append(h)
     return outs

@@ -211,3 +211,126 @@ def test_rejects_bad_arguments() -> None:
         EnsembleMLP([], 2, 2, 1, 1)
     with pytest.raises(ValueError, match="unknown activation"):
         EnsembleMLP([Member(0, activation="nope")], 2, 2, 1, 1)
+
+
+# ---------------------------------------------------------------------------
+# Hidden biases, LayerNorm, per-member data and probes (chapters 4 to 6)
+# ---------------------------------------------------------------------------
+
+EXTRA_MEMBERS = [
+    Member(seed=0, activation="relu", lr=1e-2, norm="layer"),
+    Member(seed=1, activation="relu", lr=1e-2, bias=-0.7),
+    Member(seed=2, activation="gelu", lr=5e-3, init="he", bias=0.1, norm="layer"),
+    Member(seed=3, activation="tanh", lr=2e-2),
+]
+
+
+def test_bias_fills_every_hidden_layer_but_not_the_output() -> None:
+    net = build_member(Member(seed=4, bias=-5.0), 2, WIDTH, DEPTH, 1)
+    linears = [m for m in net if isinstance(m, torch.nn.Linear)]
+    for layer in linears[:-1]:
+        assert torch.all(layer.bias == -5.0)
+    assert not torch.all(linears[-1].bias == -5.0)
+    plain = build_member(Member(seed=4), 2, WIDTH, DEPTH, 1)
+    for a, b in zip(linears, [m for m in plain if isinstance(m, torch.nn.Linear)], strict=True):
+        torch.testing.assert_close(a.weight, b.weight)  # same weights, only biases differ
+
+
+def test_layer_norm_sits_before_each_activation() -> None:
+    net = build_member(Member(seed=0, norm="layer"), 2, WIDTH, DEPTH, 1)
+    kinds = [type(m).__name__ for m in net]
+    assert kinds == ["Linear", "LayerNorm", "ReLU"] * DEPTH + ["Linear"]
+    with pytest.raises(ValueError, match="unknown norm"):
+        EnsembleMLP([Member(0, norm="batch")], 2, 2, 1, 1)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_norm_and_bias_members_match_networks_trained_alone(optimizer: str) -> None:
+    X, y = data()
+    res = train_ensemble(
+        EXTRA_MEMBERS, X, y, depth=DEPTH, width=WIDTH, num_epochs=EPOCHS, optimizer=optimizer,
+        data_seed=3, device="cpu", dtype=torch.float64, progress=False,
+    )  # fmt: skip
+    for i, member in enumerate(EXTRA_MEMBERS):
+        losses, grads, net = train_alone(member, X, y, optimizer)
+        np.testing.assert_allclose(res.losses[:, i], losses, rtol=1e-9, atol=1e-12)
+        ref_norms = np.array([[g.norm().item() for g in epoch] for epoch in grads])
+        np.testing.assert_allclose(res.grad_norms[:, i, :], ref_norms, rtol=1e-8, atol=1e-14)
+        trained = res.model.member_module(i)
+        for p, q in zip(trained.parameters(), net.parameters(), strict=True):
+            torch.testing.assert_close(p, q, rtol=1e-8, atol=1e-10)
+
+
+def test_members_train_on_data_of_their_own() -> None:
+    """X (E, N, in) and y (E, N, out): member i trains exactly as alone on (X[i], y[i])."""
+    rng = np.random.default_rng(11)
+    members = EXTRA_MEMBERS[:3]
+    Xs = rng.uniform(-2, 2, size=(3, 24, 2))
+    ys = np.stack([np.sin(Xs[0, :, :1]), np.abs(Xs[1, :, :1]), Xs[2, :, 1:] ** 3])
+    res = train_ensemble(
+        members, Xs, ys, depth=DEPTH, width=WIDTH, num_epochs=EPOCHS, batch_size=10,
+        data_seed=3, device="cpu", dtype=torch.float64, progress=False,
+    )  # fmt: skip
+    for i, member in enumerate(members):
+        losses, _, _ = train_alone(member, Xs[i], ys[i], "adam", batch_size=10)
+        np.testing.assert_allclose(res.losses[:, i], losses, rtol=1e-9, atol=1e-12)
+    with pytest.raises(ValueError, match="sets for"):
+        train_ensemble(members[:2], Xs, ys, depth=1, width=2, num_epochs=1, progress=False)
+
+
+def test_probes_see_the_weights_after_that_many_epochs() -> None:
+    X, y = data()
+    member = EXTRA_MEMBERS[1]
+
+    def probe(model: EnsembleMLP, Xt: torch.Tensor) -> list[np.ndarray]:
+        assert not torch.is_grad_enabled()
+        _, pre, _ = model.trace(Xt)
+        return [z.numpy().copy() for z in pre]
+
+    res = train_ensemble(
+        [member], X, y, depth=DEPTH, width=WIDTH, num_epochs=EPOCHS, probe=probe,
+        probe_epochs=[0, 4, EPOCHS, EPOCHS + 3], device="cpu", dtype=torch.float64,
+        progress=False,
+    )  # fmt: skip
+    assert list(res.probes) == [0, 4, EPOCHS]
+    # the same network trained alone for 0, 4 and EPOCHS epochs
+    net = build_member(member, 2, WIDTH, DEPTH, 2, dtype=torch.float64)
+    opt = torch.optim.Adam(net.parameters(), lr=member.lr, foreach=False)
+    Xt, yt = torch.tensor(X), torch.tensor(y)
+    linears = [m for m in net if isinstance(m, torch.nn.Linear)]
+    for epoch in range(EPOCHS + 1):
+        if epoch in res.probes:
+            h = Xt
+            with torch.no_grad():
+                for k, layer in enumerate(linears[:-1]):
+                    z = layer(h)
+                    np.testing.assert_allclose(res.probes[epoch][k][0], z.numpy(), rtol=1e-9)
+                    h = torch.relu(z)
+        if epoch < EPOCHS:
+            opt.zero_grad()
+            F.mse_loss(net(Xt), yt).backward()
+            opt.step()
+
+
+def test_train_single_cross_entropy_with_batches_matches_the_ensemble() -> None:
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(40, 3))
+    labels = (X[:, 0] > 0).astype(int) + (X[:, 1] > 0.5).astype(int)
+    member = Member(seed=7, activation="silu", lr=1e-2, norm="layer")
+    res = train_ensemble(
+        [member], X, labels, depth=2, width=6, num_epochs=6, loss="ce", batch_size=16,
+        data_seed=5, device="cpu", progress=False,
+    )  # fmt: skip
+    alone = train_single(
+        member, X, labels, depth=2, width=6, num_epochs=6, loss="ce", batch_size=16,
+        data_seed=5, device="cpu",
+    )  # fmt: skip
+    np.testing.assert_allclose(res.losses[:, 0], alone, rtol=2e-4, atol=1e-6)
+
+
+def test_members_grid_covers_biases_and_norms() -> None:
+    grid = members_grid(range(2), ["relu"], biases=[None, 0.1], norms=["none", "layer"])
+    assert len(grid) == 8
+    assert {(m.bias, m.norm) for m in grid} == {
+        (b, n) for b in (None, 0.1) for n in ("none", "layer")
+    }
