@@ -1,0 +1,288 @@
+"""Chapter 6: digits split, swap-experiment measures, the activation swapper, the guide's links."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from actlab.choosing import (
+    accuracy_probe,
+    activation_names,
+    digits_split,
+    epochs_to_target,
+    loss_climb,
+    overlaps_best,
+    run_swap,
+    seconds_per_epoch,
+    summary_table,
+    swap_activations,
+)
+from actlab.ensemble import Member, members_grid
+
+BOOK = Path(__file__).resolve().parent.parent / "book"
+
+
+# --------------------------------------------------------------------------- data
+
+
+def test_digits_split_is_stratified_standardised_and_fixed() -> None:
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    s = digits_split(val_fraction=0.25, seed=0)
+    assert s.X_train.shape[1] == s.X_val.shape[1] == 64
+    assert len(s.y_train) + len(s.y_val) == len(y) == 1797
+    # stratified: each class's share differs by at most one example from proportional
+    counts_val = np.bincount(s.y_val, minlength=10)
+    expected = np.bincount(y, minlength=10) * len(s.y_val) / len(y)
+    assert np.all(np.abs(counts_val - expected) <= 1)
+    # standardised with the training statistics only
+    nonconst = s.std != 1.0
+    np.testing.assert_allclose(s.X_train.mean(0), 0, atol=1e-5)
+    np.testing.assert_allclose(s.X_train.std(0)[nonconst], 1, atol=1e-4)
+    raw_val = s.X_val * s.std + s.mean
+    assert np.allclose(raw_val, np.round(raw_val), atol=1e-3)  # pixel counts 0..16 come back
+    assert not np.allclose(s.X_val.mean(0), 0, atol=1e-5)  # val was not standardised on itself
+    again = digits_split(val_fraction=0.25, seed=0)
+    assert np.array_equal(again.X_val, s.X_val) and np.array_equal(again.y_train, s.y_train)
+
+
+# --------------------------------------------------------------------------- measures
+
+
+def test_epochs_to_target_first_crossing_and_never() -> None:
+    epochs = np.array([0, 2, 4, 6])
+    acc = np.array([[0.1, 0.1, 0.1], [0.5, 0.95, 0.2], [0.96, 0.9, 0.3], [0.97, 0.99, 0.4]])
+    got = epochs_to_target(acc, epochs, 0.95)
+    np.testing.assert_array_equal(got[:2], [4.0, 2.0])
+    assert np.isnan(got[2])
+
+
+def test_loss_climb_hand_cases() -> None:
+    assert loss_climb(np.array([4.0, 2.0, 1.0, 0.5])) == 0.0
+    # one bounce 1 -> 2 and one 0.5 -> 1.5
+    got = loss_climb(np.array([2.0, 1.0, 2.0, 0.5, 1.5, 0.1]))
+    assert got == pytest.approx(np.log(2) + np.log(3))
+    cols = loss_climb(np.array([[1.0, 1.0], [0.5, 2.0], [np.nan, 1.0]]))
+    assert cols.shape == (2,) and np.isinf(cols[0]) and cols[1] == pytest.approx(np.log(2))
+    # scale-free: multiplying a curve by a constant does not change it
+    curve = np.array([1.0, 0.3, 0.6, 0.2])
+    assert loss_climb(curve) == pytest.approx(loss_climb(curve * 1e-3))
+
+
+def test_overlaps_best() -> None:
+    means = np.array([0.90, 0.95, 0.80])
+    lows = np.array([0.88, 0.93, 0.70])
+    highs = np.array([0.935, 0.97, 0.85])
+    np.testing.assert_array_equal(overlaps_best(means, lows, highs), [True, True, False])
+
+
+# --------------------------------------------------------------------------- experiment
+
+
+@pytest.fixture(scope="module")
+def tiny_run():
+    split = digits_split()
+    members = members_grid(range(2), ["relu", "sigmoid"], norms=["none", "layer"])
+    run = run_swap(
+        members, split, depth=2, width=8, num_epochs=4, batch_size=256, probe_every=2, device="cpu"
+    )
+    return split, run
+
+
+def test_run_swap_probes_match_the_trained_members(tiny_run) -> None:
+    split, run = tiny_run
+    E = len(run.members)
+    assert list(run.epochs) == [0, 2, 4]
+    assert run.accuracy.shape == (3, E)
+    assert run.result.losses.shape == (4, E)
+    X = torch.as_tensor(split.X_val)
+    for i in range(E):
+        net = run.result.model.member_module(i)
+        with torch.no_grad():
+            acc = (net(X).argmax(1).numpy() == split.y_val).mean()
+        assert run.accuracy[-1, i] == pytest.approx(acc, abs=1e-12)
+    table = summary_table(run, target=0.5, activations=["relu", "sigmoid"], norm="layer")
+    idx = run.where(activation="relu", norm="layer")
+    assert table.loc["relu", "accuracy"] == pytest.approx(run.accuracy[-1, idx].mean())
+    assert table["within spread"].any()
+
+
+def test_accuracy_probe_counts_correct_argmax() -> None:
+    class Fixed(nn.Module):
+        def forward(self, x):  # (N, 2) -> (E=2, N, 3): member 0 says class 0, member 1 class 2
+            n = x.shape[0]
+            out = torch.zeros(2, n, 3)
+            out[0, :, 0] = 1
+            out[1, :, 2] = 1
+            return out
+
+    y = np.array([0, 0, 2, 1])
+    probe = accuracy_probe(np.zeros((4, 2), dtype=np.float32), y)
+    np.testing.assert_allclose(probe(Fixed(), torch.zeros(1, 2)), [0.5, 0.25])
+
+
+def test_seconds_per_epoch_is_positive() -> None:
+    s = seconds_per_epoch(
+        Member(0, "gelu"), digits_split(), depth=2, width=8, batch_size=512, num_epochs=1,
+        repeats=1, device="cpu",
+    )  # fmt: skip
+    assert isinstance(s, float) and s > 0
+
+
+# --------------------------------------------------------------------------- swapper
+
+
+class Block(nn.Module):
+    """A custom container: activations in a ModuleList and a ModuleDict."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList([nn.Linear(4, 4), nn.Tanh(), nn.Linear(4, 4), nn.ReLU()])
+        self.heads = nn.ModuleDict({"gate": nn.Sigmoid(), "proj": nn.Linear(4, 3)})
+
+    def forward(self, x):
+        for m in self.layers:
+            x = m(x)
+        return self.heads["proj"](self.heads["gate"](x))
+
+
+def nested_model() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Linear(3, 4),
+        nn.Sequential(nn.ELU(), nn.Sequential(nn.Linear(4, 4), nn.LeakyReLU(0.2))),
+        Block(),
+        nn.Softmax(dim=-1),
+    )
+
+
+def hand_forward(model: nn.Module, phi, x: torch.Tensor) -> torch.Tensor:
+    """The nested model's forward written out with ``phi`` at every activation."""
+    lin0, inner, block = model[0], model[1], model[2]
+    h = phi(lin0(x))
+    h = phi(inner[1][0](h))
+    h = phi(block.layers[0](h))
+    h = phi(block.layers[2](h))
+    h = block.heads["proj"](phi(h))
+    return torch.softmax(h, dim=-1)
+
+
+@pytest.mark.parametrize(
+    ("name", "cls", "phi"),
+    [("gelu", nn.GELU, torch.nn.functional.gelu), ("silu", nn.SiLU, torch.nn.functional.silu),
+     ("sigmoid", nn.Sigmoid, torch.sigmoid)],
+)  # fmt: skip
+def test_swap_replaces_every_nested_activation(name, cls, phi) -> None:
+    model = nested_model()
+    before = activation_names(model)
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    swapped = swap_activations(model, name)
+    assert activation_names(swapped) == [cls.__name__] * 5
+    assert activation_names(model) == before  # the original is untouched
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in state.items())
+    for k, v in swapped.state_dict().items():  # same weights
+        assert torch.equal(v, state[k])
+    assert isinstance(swapped[3], nn.Softmax)  # the output softmax stays
+    x = torch.randn(7, 3, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(swapped(x), hand_forward(model, phi, x))
+
+
+def test_swap_gives_fresh_modules_and_handles_a_bare_activation() -> None:
+    shared = nn.ReLU()
+    model = nn.Sequential(nn.Linear(2, 2), shared, nn.Linear(2, 2), shared)
+    swapped = swap_activations(model, "tanh")
+    assert isinstance(swapped[1], nn.Tanh) and isinstance(swapped[3], nn.Tanh)
+    assert swapped[1] is not swapped[3]
+    assert isinstance(swap_activations(nn.ReLU(), "elu"), nn.ELU)
+    with pytest.raises(ValueError, match="unknown activation"):
+        swap_activations(model, "no_such_thing")
+
+
+def test_swap_matches_an_mlp_built_with_the_new_activation() -> None:
+    from actlab.models import mlp
+
+    torch.manual_seed(3)
+    net = mlp(5, 6, 3, 2, activation="relu", norm="layer")
+    torch.manual_seed(3)
+    ref = mlp(5, 6, 3, 2, activation="elu", norm="layer")
+    x = torch.randn(4, 5)
+    torch.testing.assert_close(swap_activations(net, "elu")(x), ref(x))
+
+
+# --------------------------------------------------------------------------- decision guide
+
+REF = re.compile(r"\{ref\}`(?:[^`<]*<)?([^`>]+)>?`")
+
+
+def book_labels(folder: Path = BOOK) -> set[str]:
+    """Every MyST label in the book's pages: lines ``(name)=`` and ``:name:`` options."""
+    labels: set[str] = set()
+    for page in folder.glob("*.md"):
+        for line in page.read_text(encoding="utf-8").splitlines():
+            s = line.strip()
+            m = re.fullmatch(r"\(([^()\s]+)\)=", s)
+            if m:
+                labels.add(m.group(1))
+            m = re.fullmatch(r":name:\s*(\S+)", s)
+            if m:
+                labels.add(m.group(1))
+    return labels
+
+
+def guide_rows(text: str, label: str = "ch06-guide") -> list[str]:
+    """Body rows of the first Markdown table after the line ``(label)=``."""
+    lines = text.splitlines()
+    start = lines.index(f"({label})=")
+    rows: list[str] = []
+    for line in lines[start + 1 :]:
+        if line.startswith("|"):
+            rows.append(line)
+        elif rows:
+            break
+    body = [r for r in rows[1:] if not re.fullmatch(r"\|[\s:|-]+\|", r.strip())]
+    if not body:
+        raise ValueError(f"no table rows after ({label})=")
+    return body
+
+
+def guide_problems(text: str, labels: set[str]) -> list[str]:
+    """One message per guide row with no {ref} link or with a link to a missing label."""
+    problems = []
+    for row in guide_rows(text):
+        refs = REF.findall(row)
+        if not refs:
+            problems.append(f"no link in row: {row[:80]}")
+        problems += [f"dangling link {r!r} in row: {row[:60]}" for r in refs if r not in labels]
+    return problems
+
+
+def test_guide_checker_catches_missing_and_dangling_links() -> None:
+    page = (
+        "(ch06-guide)=\n## Guide\n\n| task | pick | evidence |\n| --- | --- | --- |\n"
+        "| a | relu | {ref}`good-label` |\n| b | gelu | {ref}`see <good-label>` and {ref}`gone` |\n"
+        "| c | tanh | nothing |\n\ntext\n"
+    )
+    problems = guide_problems(page, {"good-label"})
+    assert len(problems) == 2
+    assert "'gone'" in problems[0] and problems[1].startswith("no link")
+    assert guide_problems(page.replace("{ref}`gone`", "").replace("nothing", "{ref}`good-label`"),
+                          {"good-label"}) == []  # fmt: skip
+
+
+def test_labels_are_read_from_both_forms(tmp_path: Path) -> None:
+    (tmp_path / "a.md").write_text("(sec-one)=\n# One\n```{figure} x.png\n:name: fig-two\n```\n")
+    assert book_labels(tmp_path) == {"sec-one", "fig-two"}
+
+
+def test_every_guide_row_links_to_existing_evidence() -> None:
+    page = (BOOK / "ch06_choosing.md").read_text(encoding="utf-8")
+    rows = guide_rows(page)
+    assert len(rows) >= 5
+    problems = guide_problems(page, book_labels())
+    assert not problems, "\n".join(problems)
