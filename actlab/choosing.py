@@ -216,8 +216,8 @@ def seconds_per_epoch(
     depth: int,
     width: int,
     batch_size: int | None,
-    num_epochs: int = 3,
-    repeats: int = 3,
+    num_epochs: int = 2,
+    repeats: int = 5,
     device: torch.device | str | None = None,
 ) -> float:
     """Wall time of one epoch for ONE network trained alone (``train_single``, cross-entropy).
@@ -255,16 +255,18 @@ def summary_table(
     activations: Sequence[str],
     norm: str,
     times: dict[str, float] | None = None,
+    **select: object,
 ) -> pd.DataFrame:
     """Per activation: final accuracy (mean, std, min, max), epochs to target, climb, time.
 
-    The members with ``norm`` are used; ``times`` maps activation -> seconds per epoch.
+    The members with ``norm`` (and the other fields in ``select``, e.g. ``lr``) are used;
+    ``times`` maps activation -> seconds per epoch.
     The column ``within spread`` marks activations whose seed range overlaps that of
     the activation with the best mean accuracy.
     """
     rows = []
     for act in activations:
-        idx = run.where(activation=act, norm=norm)
+        idx = run.where(activation=act, norm=norm, **select)
         acc = run.accuracy[-1, idx]
         reach = epochs_to_target(run.accuracy[:, idx], run.epochs, target)
         climb = loss_climb(run.result.losses[:, idx])
@@ -331,3 +333,38 @@ def _swap_in_place(module: nn.Module, name: str) -> None:
             setattr(module, child_name, activation_module(name))
         else:
             _swap_in_place(child, name)
+
+
+# Okabe-Ito colours, with a distinct line style and marker per activation (chapter 6 figures).
+STYLE: dict[str, dict[str, object]] = {
+    "sigmoid": {"color": "#000000", "ls": ":", "marker": "x"},
+    "tanh": {"color": "#E69F00", "ls": "--", "marker": "o"},
+    "relu": {"color": "#56B4E9", "ls": "-", "marker": "s"},
+    "leaky_relu": {"color": "#009E73", "ls": "-.", "marker": "^"},
+    "elu": {"color": "#D55E00", "ls": (0, (5, 1)), "marker": "v"},
+    "gelu": {"color": "#0072B2", "ls": (0, (3, 1, 1, 1)), "marker": "D"},
+    "silu": {"color": "#CC79A7", "ls": (0, (1, 1)), "marker": "P"},
+}
+LABELS = {
+    "sigmoid": "sigmoid",
+    "tanh": "tanh",
+    "relu": "ReLU",
+    "leaky_relu": "Leaky ReLU",
+    "elu": "ELU",
+    "gelu": "GELU",
+    "silu": "SiLU",
+}
+
+
+def plot_accuracy_curves(ax, run: SwapRun, activations: Sequence[str], **select: object) -> None:
+    """Mean validation accuracy over seeds with a min-max band, one line per activation."""
+    for act in activations:
+        idx = run.where(activation=act, **select)
+        acc = run.accuracy[:, idx]
+        style = STYLE.get(act, {})
+        ax.plot(
+            run.epochs, acc.mean(1), label=LABELS.get(act, act), color=style.get("color"),
+            ls=style.get("ls", "-"), marker=style.get("marker"), ms=3, markevery=3, lw=1.4,
+        )  # fmt: skip
+        ax.fill_between(run.epochs, acc.min(1), acc.max(1), color=style.get("color"), alpha=0.12)
+    ax.set(xlabel="epoch", ylabel="validation accuracy")
