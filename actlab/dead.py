@@ -1,0 +1,466 @@
+"""Dead, sparse and saturated units (chapter 4): probes, their bookkeeping and the sweep tables.
+
+A hidden unit is *dead on a data set* when its pre-activation ``z`` is ``<= 0`` for
+every example: it then outputs ``phi(z)`` of a non-positive number, and for ReLU
+every weight feeding it receives exactly zero gradient. A unit is *gradient-dead*
+when ``phi'(z) == 0`` for every example. For ReLU the two coincide; for Leaky ReLU
+(slope 0.01 below 0) and GELU a unit that is never positive still passes a gradient,
+so chapter 4 reports both.
+
+The probes count, per member, layer and unit, how many examples make ``z > 0`` and
+how many give ``phi'(z) != 0``. Counts are small (``E x depth x width`` integers), so
+they can be recorded at several epochs of :func:`actlab.ensemble.train_ensemble`
+(``probe=count_units``) at little cost.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from actlab.activations import get
+from actlab.ensemble import EnsembleMLP, Member
+
+# --------------------------------------------------------------------------- counts
+
+
+@dataclass
+class UnitCounts:
+    """Per-unit counts over a data set, for ``E`` networks of ``depth`` hidden layers.
+
+    Attributes:
+        positive: ``(E, depth, width)`` number of examples with ``z > 0``.
+        passing: ``(E, depth, width)`` number of examples with ``phi'(z) != 0`` (the
+            unit passes some gradient back for that example).
+        n_examples: number of examples the counts are taken over.
+        hist: optional ``(E, depth, bins)`` histogram of the activations ``a = phi(z)``
+            over ``edges`` (values outside the edges are counted in the end bins).
+        edges: the histogram's bin edges, ``(bins + 1,)``.
+    """
+
+    positive: np.ndarray
+    passing: np.ndarray
+    n_examples: int
+    hist: np.ndarray | None = None
+    edges: np.ndarray | None = None
+
+    @property
+    def dead(self) -> np.ndarray:
+        """``(E, depth, width)`` True where the unit is positive for no example."""
+        return self.positive == 0
+
+    @property
+    def grad_dead(self) -> np.ndarray:
+        """``(E, depth, width)`` True where ``phi'(z) == 0`` for every example."""
+        return self.passing == 0
+
+    def dead_fraction(self, per_layer: bool = False, gradient: bool = False) -> np.ndarray:
+        """Fraction of dead units per network ``(E,)``, or per network and layer ``(E, depth)``.
+
+        Args:
+            per_layer: one fraction per hidden layer instead of one for the whole network.
+            gradient: count gradient-dead units instead of never-positive ones.
+        """
+        mask = self.grad_dead if gradient else self.dead
+        return mask.mean(axis=2) if per_layer else mask.mean(axis=(1, 2))
+
+    def active_fraction(self) -> np.ndarray:
+        """``(E, depth, width)`` fraction of examples for which each unit is positive (1 - sparsity)."""
+        return self.positive / self.n_examples
+
+
+def _slopes(activation: str, z: torch.Tensor) -> torch.Tensor:
+    """``phi'(z)`` elementwise, from the closed forms of the chapter 2 registry."""
+    if activation in ("none", "linear"):
+        return torch.ones_like(z)
+    return get(activation).torch_dfn(z)
+
+
+def _member_runs(members: Sequence[Member]) -> list[tuple[int, int, str]]:
+    """``(start, stop, activation)`` for each run of consecutive members sharing an activation."""
+    runs, start = [], 0
+    for name, group in itertools.groupby(m.activation for m in members):
+        n = len(list(group))
+        runs.append((start, start + n, name))
+        start += n
+    return runs
+
+
+def _histogram(values: torch.Tensor, edges: torch.Tensor) -> torch.Tensor:
+    """Counts of ``values`` ``(E, N, width)`` in the bins of ``edges``, per member: ``(E, bins)``."""
+    bins = len(edges) - 1
+    idx = (torch.bucketize(values.flatten(1), edges, right=True) - 1).clamp_(0, bins - 1)
+    offset = torch.arange(values.shape[0], device=values.device)[:, None] * bins
+    flat = torch.bincount((idx + offset).flatten(), minlength=values.shape[0] * bins)
+    return flat.view(values.shape[0], bins)
+
+
+def count_units(model: EnsembleMLP, X: torch.Tensor, edges: np.ndarray | None = None) -> UnitCounts:
+    """Probe for :func:`actlab.ensemble.train_ensemble`: per-unit counts of every member.
+
+    Pass it as ``probe=count_units`` (or ``probe=unit_probe(edges)`` to add activation
+    histograms). ``pre[k]`` of :meth:`EnsembleMLP.trace` is the input of layer ``k``'s
+    activation (after the LayerNorm of members that have one).
+
+    Args:
+        model: the ensemble.
+        X: the data, ``(N, in_dim)`` or ``(E, N, in_dim)``.
+        edges: bin edges for a histogram of the activations, or ``None``.
+    """
+    with torch.no_grad():
+        _, pre, hidden = model.trace(X)
+        positive = torch.stack([(z > 0).sum(dim=1) for z in pre], dim=1)
+        runs = _member_runs(model.members)
+        passing = torch.stack(
+            [
+                torch.cat([(_slopes(a, z[s:e]) != 0).sum(dim=1) for s, e, a in runs], dim=0)
+                for z in pre
+            ],
+            dim=1,
+        )
+        hist = None
+        if edges is not None:
+            e_t = torch.as_tensor(np.asarray(edges), dtype=pre[0].dtype, device=pre[0].device)
+            hist = torch.stack([_histogram(h, e_t) for h in hidden], dim=1).cpu().numpy()
+    return UnitCounts(
+        positive=positive.cpu().numpy(),
+        passing=passing.cpu().numpy(),
+        n_examples=int(pre[0].shape[1]),
+        hist=hist,
+        edges=None if edges is None else np.asarray(edges, dtype=float),
+    )
+
+
+def unit_probe(
+    edges: np.ndarray | None = None,
+) -> Callable[[EnsembleMLP, torch.Tensor], UnitCounts]:
+    """A probe that also records activation histograms over ``edges`` (see :func:`count_units`)."""
+
+    def probe(model: EnsembleMLP, X: torch.Tensor) -> UnitCounts:
+        return count_units(model, X, edges)
+
+    return probe
+
+
+# --------------------------------------------------------------------------- plain networks
+
+
+def _is_activation(module: nn.Module) -> bool:
+    return not isinstance(module, nn.Linear | nn.LayerNorm | nn.Dropout)
+
+
+def pre_activations(net: nn.Sequential, X: torch.Tensor) -> list[tuple[torch.Tensor, nn.Module]]:
+    """``(z, phi)`` for every activation module of an ``nn.Sequential``, input side first.
+
+    ``z`` is the tensor the activation module receives (after a LayerNorm, if any).
+    """
+    out, h = [], X
+    with torch.no_grad():
+        for m in net:
+            if _is_activation(m):
+                out.append((h, m))
+            h = m(h)
+    return out
+
+
+def network_unit_counts(
+    net: nn.Sequential, X: torch.Tensor
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Per-layer counts of a plain network: examples with ``z > 0`` and with ``phi'(z) != 0``.
+
+    The slopes come from ``torch.autograd`` through the network's own activation
+    modules (another way than :func:`count_units`, which uses the closed forms).
+
+    Returns:
+        ``(positive, passing)``: two lists with one ``(width_k,)`` integer array per hidden layer.
+    """
+    positive, passing = [], []
+    for z, phi in pre_activations(net, X):
+        leaf = z.detach().clone().requires_grad_(True)
+        with torch.enable_grad():
+            (slope,) = torch.autograd.grad(phi(leaf).sum(), leaf)
+        positive.append((z > 0).sum(dim=0).numpy())
+        passing.append((slope != 0).sum(dim=0).numpy())
+    return positive, passing
+
+
+def dead_masks(net: nn.Sequential, X: torch.Tensor) -> list[np.ndarray]:
+    """Per hidden layer, a boolean mask of the units dead on ``X`` (``z <= 0`` for every row)."""
+    positive, _ = network_unit_counts(net, X)
+    return [p == 0 for p in positive]
+
+
+def hinge_points(weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """Where each first-layer unit of a 1-D-input network switches: ``x = -b / w`` (inf when w = 0)."""
+    w = np.asarray(weight, dtype=float).reshape(-1)
+    b = np.asarray(bias, dtype=float).reshape(-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(w != 0, -b / np.where(w != 0, w, 1.0), np.inf)
+
+
+def first_layer_dead_on_interval(
+    weight: np.ndarray, bias: np.ndarray, lo: float, hi: float
+) -> np.ndarray:
+    """Units ``z = w x + b`` of a 1-D input that are ``<= 0`` on all of ``[lo, hi]``.
+
+    ``z`` is linear in ``x``, so it is non-positive on the interval exactly when it is
+    at both ends: the hinge lies outside the data's range on the wrong side.
+    """
+    w = np.asarray(weight, dtype=float).reshape(-1)
+    b = np.asarray(bias, dtype=float).reshape(-1)
+    return (w * lo + b <= 0) & (w * hi + b <= 0)
+
+
+# --------------------------------------------------------------------------- over training
+
+
+def diverged(losses: np.ndarray, baseline: float, tol: float = 0.01) -> np.ndarray:
+    """``(E,)`` True for a run whose loss ever became NaN/inf or ends above ``baseline``.
+
+    A network that collapsed to a constant output ends *at* the baseline (it
+    predicts the mean); ``tol`` (relative) keeps rounding from calling that diverged.
+
+    Args:
+        losses: ``(num_epochs, E)`` training losses.
+        baseline: the loss of predicting the mean target.
+        tol: relative margin above the baseline still counted as "at the baseline".
+    """
+    losses = np.asarray(losses, dtype=float)
+    return ~np.isfinite(losses).all(axis=0) | ~(losses[-1] <= baseline * (1 + tol))
+
+
+@dataclass
+class DeadHistory:
+    """Dead units of ``E`` networks at the probe epochs, and what happened to them.
+
+    Attributes:
+        epochs: the probe epochs, sorted; ``epochs[0]`` should be 0 (initialisation).
+        dead: ``(len(epochs), E, depth, width)`` dead masks.
+        grad_dead: the same for gradient-dead units.
+    """
+
+    epochs: np.ndarray
+    dead: np.ndarray
+    grad_dead: np.ndarray
+
+    @classmethod
+    def from_probes(cls, probes: Mapping[int, UnitCounts]) -> DeadHistory:
+        epochs = np.array(sorted(probes), dtype=int)
+        return cls(
+            epochs=epochs,
+            dead=np.stack([probes[e].dead for e in epochs]),
+            grad_dead=np.stack([probes[e].grad_dead for e in epochs]),
+        )
+
+    def fraction(self, per_layer: bool = False, gradient: bool = False) -> np.ndarray:
+        """``(epochs, E)`` fraction of dead units, or ``(epochs, E, depth)`` per layer."""
+        mask = self.grad_dead if gradient else self.dead
+        return mask.mean(axis=3) if per_layer else mask.mean(axis=(2, 3))
+
+    @property
+    def at_init(self) -> np.ndarray:
+        """``(E, depth, width)`` dead at the first probe epoch."""
+        return self.dead[0]
+
+    @property
+    def at_end(self) -> np.ndarray:
+        """``(E, depth, width)`` dead at the last probe epoch."""
+        return self.dead[-1]
+
+    @property
+    def died(self) -> np.ndarray:
+        """Alive at initialisation, dead at the end: killed by training."""
+        return ~self.dead[0] & self.dead[-1]
+
+    @property
+    def stayed_dead(self) -> np.ndarray:
+        """Dead at initialisation and at the end."""
+        return self.dead[0] & self.dead[-1]
+
+    @property
+    def revived(self) -> np.ndarray:
+        """Dead at some probe epoch and alive at a later one (whatever happened after)."""
+        dead_before = np.logical_or.accumulate(self.dead, axis=0)[:-1]
+        return (dead_before & ~self.dead[1:]).any(axis=0)
+
+    def summary(self) -> dict[str, np.ndarray]:
+        """Per network ``(E,)``: fractions dead at the end, dead since init, died, revived."""
+
+        def frac(m: np.ndarray) -> np.ndarray:
+            return m.mean(axis=(1, 2))
+
+        return {
+            "dead": frac(self.at_end),
+            "dead at init": frac(self.at_init),
+            "still dead from init": frac(self.stayed_dead),
+            "died in training": frac(self.died),
+            "revived": frac(self.revived),
+            "gradient-dead": frac(self.grad_dead[-1]),
+        }
+
+
+def sweep_table(
+    members: Sequence[Member],
+    history: DeadHistory,
+    losses: np.ndarray,
+    baseline: float,
+    by: Sequence[str] = ("activation", "lr"),
+) -> pd.DataFrame:
+    """One row per group of members (``by``): mean and std over the non-diverged seeds.
+
+    Diverged runs (see :func:`diverged`) are counted in ``diverged`` and left out of
+    every mean: their weights are NaN or their loss is meaningless, so their "dead"
+    units are not evidence of dying.
+    """
+    div = diverged(losses, baseline)
+    per_net = pd.DataFrame(history.summary())
+    per_net["final loss"] = np.asarray(losses, dtype=float)[-1]
+    for key in by:
+        per_net[key] = [getattr(m, key) for m in members]
+    per_net["diverged"] = div
+    rows = []
+    for keys, group in per_net.groupby(list(by), sort=False, dropna=False):
+        keys = keys if isinstance(keys, tuple) else (keys,)
+        ok = group[~group["diverged"]]
+        row = dict(zip(by, keys, strict=True))
+        row["seeds"] = len(group)
+        row["diverged"] = int(group["diverged"].sum())
+        for col in (
+            "dead",
+            "dead at init",
+            "died in training",
+            "revived",
+            "gradient-dead",
+            "final loss",
+        ):
+            vals = ok[col].to_numpy(dtype=float)
+            row[col] = vals.mean() if len(vals) else np.nan
+            row[f"{col} std"] = vals.std() if len(vals) else np.nan
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def format_mean_std(mean: float, std: float, pct: bool = True, digits: int = 1) -> str:
+    """``"6.6 ± 1.2 %"`` (or plain numbers); ``"diverged"`` when the mean is NaN."""
+    if not np.isfinite(mean):
+        return "diverged"
+    if pct:
+        return f"{100 * mean:.{digits}f} ± {100 * std:.{digits}f} %"
+    return f"{mean:.{digits}g} ± {std:.{digits}g}"
+
+
+# --------------------------------------------------------------------------- revival demo
+
+
+@dataclass
+class RevivalTrace:
+    """The constructed revival example step by step (see :func:`revival_demo`)."""
+
+    steps: np.ndarray
+    positive: np.ndarray  # examples with z > 0 for the watched unit
+    own_grad: np.ndarray  # norm of the gradient reaching the watched unit's own weights and bias
+    input_max: np.ndarray  # largest value of the watched unit's input
+    loss: np.ndarray
+
+
+def revival_network(dtype: torch.dtype = torch.float64) -> nn.Sequential:
+    """1 -> 1 -> 2 -> 1 ReLU network whose layer-2 unit 1 is dead on ``x in [0, 1]`` at the start.
+
+    Layer 1: ``h = ReLU(0.5 x)``, at most 0.5 on the data. Layer 2: unit 0 is
+    ``ReLU(h)`` (alive), unit 1 is ``ReLU(h - 1)``: dead while ``h < 1``. Output:
+    ``a_0 + a_1``. The target ``3x`` needs a larger ``h``, so the alive path pulls
+    layer 1's weight up until unit 1's input crosses 1 and it comes back.
+    """
+    net = nn.Sequential(nn.Linear(1, 1), nn.ReLU(), nn.Linear(1, 2), nn.ReLU(), nn.Linear(2, 1))
+    with torch.no_grad():
+        net[0].weight.fill_(0.5)
+        net[0].bias.zero_()
+        net[2].weight.copy_(torch.tensor([[1.0], [1.0]]))
+        net[2].bias.copy_(torch.tensor([0.0, -1.0]))
+        net[4].weight.fill_(1.0)
+        net[4].bias.zero_()
+    return net.to(dtype)
+
+
+def revival_demo(steps: int = 60, lr: float = 0.05, n: int = 50) -> RevivalTrace:
+    """Train :func:`revival_network` on ``y = 3x`` with plain gradient descent, watching unit 1 of layer 2.
+
+    While the unit is dead its own weights and bias receive exactly zero gradient;
+    it revives only because layer 1 (trained through the other unit) changes its input.
+    """
+    net = revival_network()
+    X = torch.linspace(0, 1, n, dtype=torch.float64)[:, None]
+    y = 3 * X
+    opt = torch.optim.SGD(net.parameters(), lr=lr)
+    rec: dict[str, list[float]] = {k: [] for k in ("positive", "own_grad", "input_max", "loss")}
+    for _ in range(steps + 1):
+        opt.zero_grad()
+        h = net[1](net[0](X))
+        z = net[2](h)
+        loss = ((net[4](net[3](z)) - y) ** 2).mean()
+        loss.backward()
+        g = torch.cat([net[2].weight.grad[1], net[2].bias.grad[1:]])
+        rec["positive"].append(float((z.detach()[:, 1] > 0).sum()))
+        rec["own_grad"].append(float(g.norm()))
+        rec["input_max"].append(float(h.detach().max()))
+        rec["loss"].append(float(loss.detach()))
+        opt.step()
+    return RevivalTrace(steps=np.arange(steps + 1), **{k: np.array(v) for k, v in rec.items()})
+
+
+# --------------------------------------------------------------------------- maps and plots
+
+
+def activation_map(model: EnsembleMLP, X: torch.Tensor, member: int, layer: int) -> np.ndarray:
+    """``(width, N)`` activations of one member's hidden ``layer`` (0 = input side) over ``X``."""
+    with torch.no_grad():
+        _, _, hidden = model.trace(X)
+    return hidden[layer][member].T.cpu().numpy()
+
+
+def plot_dead_vs_lr(
+    ax,
+    table: pd.DataFrame,
+    column: str = "dead",
+    labels: Mapping[str, str] | None = None,
+    styles: Mapping[str, dict] | None = None,
+) -> list[str]:
+    """Mean ± std of ``column`` against the learning rate, one line per activation.
+
+    A group with every seed diverged gets no point, only an ``x`` marker at the top of
+    the axes labelled "diverged"; a group with some seeds diverged is drawn from the
+    others and its marker is hollow. Returns the groups left out as diverged.
+
+    Args:
+        ax: matplotlib axes (log x).
+        table: from :func:`sweep_table` with ``by=("activation", "lr")``.
+        column: which fraction to plot.
+        labels, styles: display name and line style per activation.
+    """
+    left_out = []
+    for act, group in table.groupby("activation", sort=False):
+        style = dict((styles or {}).get(act, {}))
+        label = (labels or {}).get(act, act)
+        ok = group[group["diverged"] < group["seeds"]]
+        mean, std = 100 * ok[column].to_numpy(), 100 * ok[f"{column} std"].to_numpy()
+        (line,) = ax.plot(ok["lr"], mean, label=label, **style)
+        ax.fill_between(ok["lr"], mean - std, mean + std, color=line.get_color(), alpha=0.15, lw=0)
+        partial = ok[ok["diverged"] > 0]
+        if len(partial):
+            ax.plot(partial["lr"], 100 * partial[column], ls="none", marker="o", ms=9, mfc="none",
+                    color=line.get_color())  # fmt: skip
+        gone = group[group["diverged"] == group["seeds"]]
+        for lr in gone["lr"]:
+            ax.plot([lr], [1.0], transform=ax.get_xaxis_transform(), marker="x", ms=9, clip_on=False,
+                    color=line.get_color())  # fmt: skip
+            left_out.append(f"{label} at lr {lr:g}")
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel(f"{column} (% of units)")
+    return left_out
