@@ -286,3 +286,15 @@ def test_every_guide_row_links_to_existing_evidence() -> None:
     assert len(rows) >= 5
     problems = guide_problems(page, book_labels())
     assert not problems, "\n".join(problems)
+
+
+def test_summary_table_selects_by_extra_fields() -> None:
+    split = digits_split()
+    members = members_grid(range(2), ["relu"], lrs=[1e-3, 1e-1])
+    run = run_swap(members, split, depth=1, width=8, num_epochs=2, batch_size=512, device="cpu")
+    for lr in (1e-3, 1e-1):
+        table = summary_table(run, target=0.5, activations=["relu"], norm="none", lr=lr)
+        idx = run.where(activation="relu", lr=lr)
+        assert len(idx) == 2
+        assert table.loc["relu", "accuracy"] == pytest.approx(run.accuracy[-1, idx].mean())
+        assert table.loc["relu", "min"] == pytest.approx(run.accuracy[-1, idx].min())
