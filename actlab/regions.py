@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.colors import ListedColormap
 from torch import nn
 
 # --------------------------------------------------------------------------- networks as stages
@@ -595,3 +597,66 @@ def serra_upper_bound(in_dim: int, widths: Sequence[int]) -> int:
 
     walk(0, in_dim, 1)
     return total
+
+
+# --------------------------------------------------------------------------- figures and data
+
+OKABE_ITO = ("#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#999999")
+
+
+def plot_partition(
+    ax: Axes,
+    net: nn.Module | Sequence[Stage],
+    lo: float | Sequence[float],
+    hi: float | Sequence[float],
+    n: int = 300,
+    lines: bool = True,
+) -> int:
+    """Colour a box of the plane by activation pattern (chapter 5); returns the patterns found.
+
+    With ``lines=True`` and a one-hidden-layer network, each unit's line is drawn too.
+    """
+    xx, yy, pts = plane_grid(lo, hi, n)
+    ids, count = pattern_ids(activation_patterns(net, pts))
+    # Shuffle labels so that neighbouring regions rarely share a colour.
+    perm = np.random.default_rng(0).permutation(max(count, 1))
+    colours = ListedColormap(OKABE_ITO)
+    extent = (xx.min(), xx.max(), yy.min(), yy.max())
+    ax.imshow((perm[ids] % len(OKABE_ITO)).reshape(xx.shape), cmap=colours, origin="lower",
+              extent=extent, vmin=-0.5, vmax=len(OKABE_ITO) - 0.5, alpha=0.55,
+              interpolation="nearest", aspect="auto")  # fmt: skip
+    stages = _as_stages(net)
+    if lines and len(stages) == 2:
+        for k, (w, b) in enumerate(zip(stages[0].W, stages[0].b, strict=True)):
+            norm2 = float(w @ w)
+            if norm2 < 1e-24:
+                continue
+            p0 = -b * w / norm2  # the line's point nearest the origin; it runs along (-w2, w1)
+            ax.axline(p0, p0 + np.array([-w[1], w[0]]), color="k", lw=1.2,
+                      ls=("-", "--", ":", "-.")[k % 4])  # fmt: skip
+    ax.set(xlim=(xx.min(), xx.max()), ylim=(yy.min(), yy.max()), xlabel="$x_1$", ylabel="$x_2$")
+    ax.set_aspect("equal")
+    return count
+
+
+TEXTURE_TARGETS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "sin x": np.sin,
+    "|x|": np.abs,
+    "step": lambda x: (x > 0).astype(float),
+    "sin 10x": lambda x: np.sin(10 * x),
+    "x³": lambda x: x**3,
+}
+
+
+def per_member_targets(
+    target_of_member: Sequence[str], x: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Inputs ``(E, N, 1)`` and targets ``(E, N, 1)``: member ``e`` learns ``TEXTURE_TARGETS[name_e]`` on ``x``.
+
+    The shape :func:`actlab.ensemble.train_ensemble` takes for per-member data (chapter 5's
+    texture experiment trains every target and activation in one ensemble).
+    """
+    x = np.asarray(x, dtype=float).reshape(-1, 1)
+    X = np.broadcast_to(x, (len(target_of_member), *x.shape)).copy()
+    y = np.stack([TEXTURE_TARGETS[name](x) for name in target_of_member])
+    return X, y
