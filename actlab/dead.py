@@ -464,3 +464,18 @@ def plot_dead_vs_lr(
     ax.set_xlabel("learning rate")
     ax.set_ylabel(f"{column} (% of units)")
     return left_out
+
+
+# Okabe-Ito colours, with a line style and marker of their own per activation (chapter 4 figures).
+STYLES: dict[str, dict] = {
+    "relu": {"color": "#0072B2", "ls": "-", "marker": "o"},
+    "leaky_relu": {"color": "#D55E00", "ls": "--", "marker": "s"},
+    "gelu": {"color": "#009E73", "ls": "-.", "marker": "^"},
+    "sigmoid": {"color": "#CC79A7", "ls": ":", "marker": "D"},
+}
+LABELS: dict[str, str] = {
+    "relu": "ReLU",
+    "leaky_relu": "Leaky ReLU",
+    "gelu": "GELU",
+    "sigmoid": "sigmoid",
+}
