@@ -380,3 +380,27 @@ def test_exact_counts_never_exceed_the_upper_bound() -> None:
     for seed in range(5):
         net = random_net(seed, 1, [6, 6, 6])
         assert R.count_line_regions(net, -50, 50) <= R.serra_upper_bound(1, [6, 6, 6])
+
+
+def test_plot_partition_counts_what_it_draws() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    W, b = [[1, 0], [0, 1], [1, 1]], [0, 0, -1]
+    fig, ax = plt.subplots()
+    found = R.plot_partition(ax, plane_layer(W, b), -3, 3, n=150)
+    assert found == R.count_grid_regions(plane_layer(W, b), -3, 3, n=150) == 7
+    assert len(ax.images) == 1 and len(ax.lines) == 3  # the coloured grid and one line per unit
+    plt.close(fig)
+
+
+def test_per_member_targets() -> None:
+    x = np.linspace(-1, 1, 9)
+    X, y = R.per_member_targets(["|x|", "step", "x³"], x)
+    assert X.shape == y.shape == (3, 9, 1)
+    np.testing.assert_allclose(y[0, :, 0], np.abs(x))
+    np.testing.assert_allclose(y[1, :, 0], (x > 0).astype(float))
+    np.testing.assert_allclose(y[2, :, 0], x**3)
+    np.testing.assert_array_equal(X[2, :, 0], x)
