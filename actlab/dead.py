@@ -24,8 +24,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-from actlab.activations import get
 from actlab.ensemble import EnsembleMLP, Member
+from actlab.models import activation_module
 
 # --------------------------------------------------------------------------- counts
 
@@ -76,10 +76,16 @@ class UnitCounts:
 
 
 def _slopes(activation: str, z: torch.Tensor) -> torch.Tensor:
-    """``phi'(z)`` elementwise, from the closed forms of the chapter 2 registry."""
-    if activation in ("none", "linear"):
-        return torch.ones_like(z)
-    return get(activation).torch_dfn(z)
+    """``phi'(z)`` elementwise, as PyTorch's backward pass computes it (what training sees).
+
+    Not the closed form of chapter 2: in float32, PyTorch's GELU backward is exactly 0
+    below about z = -6.2 while ``Phi(z) + z phi(z)`` stays non-zero down to about -15,
+    and a gradient-dead count must follow the gradient that is actually applied.
+    """
+    leaf = z.detach().clone().requires_grad_(True)
+    with torch.enable_grad():
+        (slope,) = torch.autograd.grad(activation_module(activation)(leaf).sum(), leaf)
+    return slope
 
 
 def _member_runs(members: Sequence[Member]) -> list[tuple[int, int, str]]:
@@ -175,7 +181,8 @@ def network_unit_counts(
     """Per-layer counts of a plain network: examples with ``z > 0`` and with ``phi'(z) != 0``.
 
     The slopes come from ``torch.autograd`` through the network's own activation
-    modules (another way than :func:`count_units`, which uses the closed forms).
+    modules, one layer at a time (:func:`count_units` does the same on the stacked
+    pre-activations of :meth:`EnsembleMLP.trace`).
 
     Returns:
         ``(positive, passing)``: two lists with one ``(width_k,)`` integer array per hidden layer.

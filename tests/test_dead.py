@@ -176,3 +176,14 @@ def test_revival_demo_unit_revives_without_own_gradient() -> None:
     first_alive = int(np.argmax(~dead))
     assert np.all(trace.own_grad[:first_alive] == 0) and trace.own_grad[first_alive] > 0
     assert trace.input_max[first_alive] > 1.0 >= trace.input_max[first_alive - 1]
+
+
+def test_gelu_gradient_dead_follows_pytorchs_float32_backward() -> None:
+    # z = w x - 8 <= -7 on [-1, 1]: PyTorch's float32 GELU backward is exactly 0 there.
+    X = torch.linspace(-1, 1, 11)[:, None]
+    member = Member(5, "gelu", bias=-8.0)
+    counts = count_units(EnsembleMLP([member], 1, 6, 2, 1), X)
+    assert (counts.positive[0, 0] == 0).all() and (counts.passing[0, 0] == 0).all()
+    positive, passing = network_unit_counts(build_member(member, 1, 6, 2, 1), X)
+    assert np.array_equal(counts.passing[0], np.stack(passing))
+    assert np.array_equal(counts.positive[0], np.stack(positive))
