@@ -6,6 +6,7 @@ import math
 import statistics
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -203,6 +204,51 @@ def _t_dsilu(z: torch.Tensor) -> torch.Tensor:
 # --------------------------------------------------------------------------- registry
 
 
+# --------------------------------------------------------------------------- SymPy forms
+# Each takes a SymPy symbol z. SymPy is imported when one is called, not with the module.
+
+
+def _sp():  # noqa: ANN202
+    import sympy
+
+    return sympy
+
+
+def _sym_sigma(z):  # noqa: ANN001, ANN202
+    return 1 / (1 + _sp().exp(-z))
+
+
+def _sym_Phi(z):  # noqa: ANN001, ANN202, N802
+    sp = _sp()
+    return (1 + sp.erf(z / sp.sqrt(2))) / 2
+
+
+def _sym_u(z):  # noqa: ANN001, ANN202
+    sp = _sp()
+    return sp.sqrt(2 / sp.pi) * (z + sp.Rational(44715, 10**6) * z**3)
+
+
+def _sym_piecewise(right, left):  # noqa: ANN001, ANN202
+    """z -> right(z) for z > 0, left(z) for z <= 0."""
+    return lambda z: _sp().Piecewise((right(z), z > 0), (left(z), True))
+
+
+def _sym_leaky(z):  # noqa: ANN001, ANN202
+    return _sp().Rational(1, 100) * z
+
+
+def _sym_dgelu(z):  # noqa: ANN001, ANN202
+    sp = _sp()
+    return _sym_Phi(z) + z * sp.exp(-(z**2) / 2) / sp.sqrt(2 * sp.pi)
+
+
+def _sym_dgelu_tanh(z):  # noqa: ANN001, ANN202
+    sp = _sp()
+    t = sp.tanh(_sym_u(z))
+    du = sp.sqrt(2 / sp.pi) * (1 + 3 * sp.Rational(44715, 10**6) * z**2)
+    return (1 + t) / 2 + z / 2 * (1 - t**2) * du
+
+
 @dataclass(frozen=True)
 class Activation:
     """One activation function with everything the course needs to know about it.
@@ -216,6 +262,8 @@ class Activation:
         formula, dformula: LaTeX of phi(z) and phi'(z).
         kinks: points where phi is not differentiable (finite differences skip them).
         cite: bibliography key of the paper that introduced it, if any.
+        sym_fn, sym_dfn: SymPy forms of phi and of the hand-derived phi' (a SymPy symbol
+            in, an expression out); at a kink both take the z <= 0 branch, PyTorch's value.
     """
 
     name: str
@@ -229,6 +277,8 @@ class Activation:
     dformula: str
     kinks: tuple[float, ...] = field(default=())
     cite: str | None = None
+    sym_fn: Callable[[Any], Any] | None = None
+    sym_dfn: Callable[[Any], Any] | None = None
 
     def __call__(self, z: np.ndarray | float) -> np.ndarray:
         return self.np_fn(z)
@@ -244,14 +294,18 @@ ACTIVATIONS: dict[str, Activation] = {
         Activation(
             "sigmoid", "sigmoid", sigmoid, dsigmoid, torch.sigmoid, _t_dsigmoid, nn.Sigmoid,
             r"\sigma(z) = \frac{1}{1+e^{-z}}", r"\sigma(z)\,(1-\sigma(z))",
+            sym_fn=_sym_sigma, sym_dfn=lambda z: _sym_sigma(z) * (1 - _sym_sigma(z)),
         ),
         Activation(
             "tanh", "tanh", tanh, dtanh, torch.tanh, _t_dtanh, nn.Tanh,
             r"\tanh z = 2\sigma(2z) - 1", r"1 - \tanh^2 z",
+            sym_fn=lambda z: _sp().tanh(z), sym_dfn=lambda z: 1 - _sp().tanh(z) ** 2,
         ),
         Activation(
             "relu", "ReLU", relu, drelu, torch.relu, _t_drelu, nn.ReLU,
             r"\max(z, 0)", r"\mathbb{1}[z > 0]", kinks=(0.0,), cite="nair2010rectified",
+            sym_fn=_sym_piecewise(lambda z: z, lambda z: 0),
+            sym_dfn=_sym_piecewise(lambda z: 1, lambda z: 0),
         ),
         Activation(
             "leaky_relu", "Leaky ReLU (0.01)", leaky_relu, dleaky_relu,
@@ -259,16 +313,21 @@ ACTIVATIONS: dict[str, Activation] = {
             lambda: nn.LeakyReLU(LEAKY_SLOPE),
             r"\max(z, 0.01 z)", r"1 \text{ if } z > 0 \text{ else } 0.01",
             kinks=(0.0,), cite="maas2013rectifier",
+            sym_fn=_sym_piecewise(lambda z: z, _sym_leaky),
+            sym_dfn=_sym_piecewise(lambda z: 1, lambda z: _sp().Rational(1, 100)),
         ),
         Activation(
             "elu", "ELU", elu, delu, lambda z: F.elu(z, ELU_ALPHA), _t_delu,
             lambda: nn.ELU(ELU_ALPHA),
             r"z \text{ if } z > 0 \text{ else } e^{z} - 1", r"1 \text{ if } z > 0 \text{ else } e^{z}",
             kinks=(0.0,), cite="clevert2015fast",
+            sym_fn=_sym_piecewise(lambda z: z, lambda z: _sp().exp(z) - 1),
+            sym_dfn=_sym_piecewise(lambda z: 1, lambda z: _sp().exp(z)),
         ),
         Activation(
             "gelu", "GELU", gelu, dgelu, F.gelu, _t_dgelu, nn.GELU,
             r"z\,\Phi(z)", r"\Phi(z) + z\,\varphi_{\mathcal N}(z)", cite="hendrycks2016gaussian",
+            sym_fn=lambda z: z * _sym_Phi(z), sym_dfn=_sym_dgelu,
         ),
         Activation(
             "gelu_tanh", "GELU (tanh approx.)", gelu_tanh, dgelu_tanh,
@@ -276,14 +335,18 @@ ACTIVATIONS: dict[str, Activation] = {
             lambda: nn.GELU(approximate="tanh"),
             r"\tfrac{z}{2}\bigl(1 + \tanh(\sqrt{2/\pi}\,(z + 0.044715 z^3))\bigr)",
             r"\tfrac{1+t}{2} + \tfrac{z}{2}(1 - t^2)\,u'(z)", cite="hendrycks2016gaussian",
+            sym_fn=lambda z: z / 2 * (1 + _sp().tanh(_sym_u(z))), sym_dfn=_sym_dgelu_tanh,
         ),
         Activation(
             "softplus", "Softplus", softplus, dsoftplus, F.softplus, torch.sigmoid, nn.Softplus,
             r"\log(1 + e^{z})", r"\sigma(z)",
+            sym_fn=lambda z: _sp().log(1 + _sp().exp(z)), sym_dfn=_sym_sigma,
         ),
         Activation(
             "silu", "SiLU / Swish", silu, dsilu, F.silu, _t_dsilu, nn.SiLU,
             r"z\,\sigma(z)", r"\sigma(z)\,(1 + z(1 - \sigma(z)))", cite="ramachandran2017searching",
+            sym_fn=lambda z: z * _sym_sigma(z),
+            sym_dfn=lambda z: _sym_sigma(z) * (1 + z * (1 - _sym_sigma(z))),
         ),
     ]
 }  # fmt: skip
@@ -303,6 +366,34 @@ def get(name: str) -> Activation:
 
 
 # --------------------------------------------------------------------------- checks
+
+
+def sympy_derivative(act: Activation, z: Any) -> Any:
+    """phi'(z) as SymPy differentiates ``act.sym_fn`` (chapter 2's fourth check)."""
+    import sympy as sp
+
+    if act.sym_fn is None:
+        raise ValueError(f"{act.name} has no SymPy form")
+    return sp.diff(act.sym_fn(z), z)
+
+
+def sympy_gap(act: Activation, points: Iterable[float], digits: int = 50) -> float:
+    """Max |SymPy's derivative - the hand-derived one| at ``points``, evaluated to ``digits``.
+
+    The points become exact rationals and both sides are evaluated with mpmath (SymPy's
+    evalf), so the result measures the formulas, not float rounding (chapter 2).
+    """
+    import sympy as sp
+
+    z = sp.Symbol("z", real=True)
+    by_sympy, by_hand = sympy_derivative(act, z), act.sym_dfn(z)
+    gap = sp.Float(0)
+    for p in points:
+        at = {z: sp.Rational(repr(float(p)))}
+        gap = max(
+            gap, abs(sp.N(by_sympy.xreplace(at), digits) - sp.N(by_hand.xreplace(at), digits))
+        )
+    return float(gap)
 
 
 def finite_difference(fn: ArrayFn, z: np.ndarray, rel_step: float = 1e-6) -> np.ndarray:
