@@ -102,6 +102,9 @@ def make_spec(
     # course root, pyenv under /root) or under /tmp, which the kernel gets a private,
     # empty copy of (a course cloned into /tmp): bind them back read-only.
     needed = {sys.prefix, sys.base_prefix, str(Path(os.path.realpath(python)).parent.parent)}
+    # Graded notebooks import the formula checker (autograder.symbolic): an editable
+    # install keeps this package inside the hidden course folder, so bind it back too.
+    needed.add(str(Path(__file__).resolve().parent))
     masked = [*spec.hide, PRIVATE_TMP]
     spec.keep = sorted(p for p in needed if any(_under(p, h) for h in masked))
     return spec
