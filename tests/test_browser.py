@@ -158,14 +158,23 @@ def test_static_explorers_respond_to_their_controls(visit, path: str) -> None:
         buttons = explorer.locator(".widget-toggle-button")
         selects = explorer.locator("select")
         if sliders.count():
-            sliders.first.focus()
+            handle = sliders.first
+            handle.focus()
+            before = handle.get_attribute("aria-valuenow")
             page.keyboard.press("ArrowRight")
             page.wait_for_timeout(200)
+            if handle.get_attribute("aria-valuenow") == before:  # at its last value: go left
+                page.keyboard.press("ArrowLeft")
+                page.wait_for_timeout(200)
+            assert handle.get_attribute("aria-valuenow") != before, "the slider did not move"
             second = visible_frame(explorer)
             assert second != first, "moving the slider did not change the frame"
             first = second
         if buttons.count() > 1:
-            buttons.nth(1).click()
+            # the first button of the first group that is not the selected one
+            explorer.locator(".widget-toggle-buttons").first.locator(
+                ".widget-toggle-button:not(.mod-active)"
+            ).first.click()
             page.wait_for_timeout(200)
             assert visible_frame(explorer) != first, "pressing a button did not change the frame"
         elif selects.count():
