@@ -61,6 +61,20 @@ def train_alone(
     return np.array(losses), grads, net
 
 
+def assert_trains_as_alone(
+    res, i: int, member: Member, X, y, optimizer: str, momentum: float = 0.0, batch_size=None
+) -> None:
+    """Member ``i`` of ``res`` has the losses, gradient norms and weights of the network alone."""
+    losses, grads, net = train_alone(member, X, y, optimizer, momentum, batch_size)
+    np.testing.assert_allclose(res.losses[:, i], losses, rtol=1e-9, atol=1e-12)
+    ref_norms = np.array([[g.norm().item() for g in epoch] for epoch in grads])
+    np.testing.assert_allclose(res.grad_norms[:, i, :], ref_norms, rtol=1e-8, atol=1e-14)
+    # Trained weights equal too (so every gradient along the way was the same).
+    trained = res.model.member_module(i)
+    for p, q in zip(trained.parameters(), net.parameters(), strict=True):
+        torch.testing.assert_close(p, q, rtol=1e-8, atol=1e-10)
+
+
 MEMBERS = [
     Member(seed=0, activation="sigmoid", lr=1e-2),
     Member(seed=1, activation="sigmoid", lr=3e-3, init="xavier"),
@@ -97,14 +111,7 @@ def test_member_matches_network_trained_alone(
     assert res.losses.shape == (EPOCHS, len(MEMBERS))
     assert res.grad_norms.shape == (EPOCHS, len(MEMBERS), DEPTH + 1)
     for i, member in enumerate(MEMBERS):
-        losses, grads, net = train_alone(member, X, y, optimizer, momentum, batch_size)
-        np.testing.assert_allclose(res.losses[:, i], losses, rtol=1e-9, atol=1e-12)
-        ref_norms = np.array([[g.norm().item() for g in epoch] for epoch in grads])
-        np.testing.assert_allclose(res.grad_norms[:, i, :], ref_norms, rtol=1e-8, atol=1e-14)
-        # Trained weights equal too (so every gradient along the way was the same).
-        trained = res.model.member_module(i)
-        for p, q in zip(trained.parameters(), net.parameters(), strict=True):
-            torch.testing.assert_close(p, q, rtol=1e-8, atol=1e-10)
+        assert_trains_as_alone(res, i, member, X, y, optimizer, momentum, batch_size)
 
 
 def test_first_gradients_equal_elementwise() -> None:
@@ -252,13 +259,7 @@ def test_norm_and_bias_members_match_networks_trained_alone(optimizer: str) -> N
         data_seed=3, device="cpu", dtype=torch.float64, progress=False,
     )  # fmt: skip
     for i, member in enumerate(EXTRA_MEMBERS):
-        losses, grads, net = train_alone(member, X, y, optimizer)
-        np.testing.assert_allclose(res.losses[:, i], losses, rtol=1e-9, atol=1e-12)
-        ref_norms = np.array([[g.norm().item() for g in epoch] for epoch in grads])
-        np.testing.assert_allclose(res.grad_norms[:, i, :], ref_norms, rtol=1e-8, atol=1e-14)
-        trained = res.model.member_module(i)
-        for p, q in zip(trained.parameters(), net.parameters(), strict=True):
-            torch.testing.assert_close(p, q, rtol=1e-8, atol=1e-10)
+        assert_trains_as_alone(res, i, member, X, y, optimizer)
 
 
 def test_members_train_on_data_of_their_own() -> None:
