@@ -248,18 +248,32 @@ def time_limit(seconds: float):
     if seconds <= 0:
         raise _OutOfTime
 
+    active = [True]
+
     def _ring(signum: int, frame: Any) -> None:
-        raise _OutOfTime
+        if active[0]:
+            raise _OutOfTime
 
     previous = signal.signal(signal.SIGALRM, _ring)
-    old_delay, old_interval = signal.setitimer(signal.ITIMER_REAL, seconds)
+    # The alarm repeats every 50 ms until the block ends: an exception raised where
+    # Python only reports it (a finaliser, a weakref callback inside SymPy's caches)
+    # would otherwise be lost and leave the computation running for ever.
+    old_delay, old_interval = signal.setitimer(signal.ITIMER_REAL, seconds, 0.05)
     try:
         yield
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
-        if old_delay:  # an outer timer was running: give it back what is left of it
-            signal.setitimer(signal.ITIMER_REAL, max(old_delay - seconds, 1e-3), old_interval)
+        while True:  # a last alarm may ring while this cleans up: finish the cleaning
+            try:
+                active[0] = False
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                signal.signal(signal.SIGALRM, previous)
+                if old_delay:  # an outer timer was running: give it back what is left
+                    signal.setitimer(
+                        signal.ITIMER_REAL, max(old_delay - seconds, 1e-3), old_interval
+                    )
+                break
+            except _OutOfTime:
+                continue
 
 
 def can_interrupt() -> bool:
