@@ -15,7 +15,6 @@ they can be recorded at several epochs of :func:`actlab.ensemble.train_ensemble`
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -88,16 +87,6 @@ def _slopes(activation: str, z: torch.Tensor) -> torch.Tensor:
     return slope
 
 
-def _member_runs(members: Sequence[Member]) -> list[tuple[int, int, str]]:
-    """``(start, stop, activation)`` for each run of consecutive members sharing an activation."""
-    runs, start = [], 0
-    for name, group in itertools.groupby(m.activation for m in members):
-        n = len(list(group))
-        runs.append((start, start + n, name))
-        start += n
-    return runs
-
-
 def _histogram(values: torch.Tensor, edges: torch.Tensor) -> torch.Tensor:
     """Counts of ``values`` ``(E, N, width)`` in the bins of ``edges``, per member: ``(E, bins)``."""
     bins = len(edges) - 1
@@ -122,7 +111,7 @@ def count_units(model: EnsembleMLP, X: torch.Tensor, edges: np.ndarray | None = 
     with torch.no_grad():
         _, pre, hidden = model.trace(X)
         positive = torch.stack([(z > 0).sum(dim=1) for z in pre], dim=1)
-        runs = _member_runs(model.members)
+        runs = model.activation_runs
         passing = torch.stack(
             [
                 torch.cat([(_slopes(a, z[s:e]) != 0).sum(dim=1) for s, e, a in runs], dim=0)

@@ -210,6 +210,11 @@ class EnsembleMLP(nn.Module):
             self._runs.append((idx[0], idx[-1] + 1, activation_module(name)))
 
     @property
+    def activation_runs(self) -> list[tuple[int, int, str]]:
+        """``(start, stop, activation)`` for each run of consecutive members sharing an activation."""
+        return [(s, e, self.members[s].activation) for s, e, _ in self._runs]
+
+    @property
     def size(self) -> int:
         """Number of members E."""
         return len(self.members)
