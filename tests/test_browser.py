@@ -83,8 +83,10 @@ class PageVisit:
         self.page.on(
             "response", lambda r: r.status >= 400 and self.errors.append(f"{r.status}: {r.url}")
         )
-        self.page.goto(url, wait_until="load")
-        self.page.wait_for_load_state("networkidle")
+        # Generous limits: on a busy 2-core machine a page with many widget frames took
+        # more than Playwright's default 30 s to go quiet.
+        self.page.goto(url, wait_until="load", timeout=120_000)
+        self.page.wait_for_load_state("networkidle", timeout=120_000)
 
     def _route(self, route) -> None:
         if route.request.url.startswith("http://127.0.0.1"):
