@@ -8,10 +8,18 @@ of a few discretely valued parameters that returns a matplotlib figure.
   nested ``ipywidgets.Stack`` widgets; each control is ``jslink``-ed to the
   ``selected_index`` of the stacks at its level, so the page stays interactive
   in the built HTML with no kernel at all.
+
+Every frame is an ``<img>`` whose alt text says what it shows: the
+definition's ``describe(**params)`` sentence (from the computed values) and the
+structure read off the figure (:func:`actlab.figures.describe_figure`). Below
+the frames a text region (``actlab-frame-text``, ``aria-live``) repeats the
+shown frame's description, so a change of frame is announced; in the built
+site ``site/assets/actlab-widgets.js`` keeps it in step with the controls.
 """
 
 from __future__ import annotations
 
+import html
 import io
 import itertools
 from collections.abc import Callable, Sequence
@@ -21,6 +29,8 @@ from typing import Any
 import ipywidgets as widgets
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+
+from actlab.figures import alt_text, describe_figure, img_tag
 
 
 @dataclass(frozen=True)
@@ -92,13 +102,17 @@ class Explorer:
         controls: the parameters, outermost first.
         dpi: resolution of the PNG frames.
         title: optional heading shown above the controls.
+        describe: ``describe(**params) -> str``, the finding shown by one frame
+            (built from the same values as the drawing); it starts the frame's
+            alt text, which goes on with the figure's structure.
     """
 
     draw: Callable[..., Figure]
     controls: Sequence[Control]
     dpi: int = 80
     title: str | None = None
-    _cache: dict[tuple[int, ...], bytes] = field(default_factory=dict, repr=False)
+    describe: Callable[..., str] | None = None
+    _cache: dict[tuple[int, ...], tuple[bytes, str]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if not self.controls:
@@ -117,15 +131,34 @@ class Explorer:
     def params(self, indices: Sequence[int]) -> dict[str, Any]:
         return {c.name: c.values[i] for c, i in zip(self.controls, indices, strict=True)}
 
-    def frame(self, indices: Sequence[int]) -> bytes:
-        """PNG bytes for one combination of control indices (cached)."""
+    def _rendered(self, indices: Sequence[int]) -> tuple[bytes, str]:
         key = tuple(int(i) for i in indices)
         if key not in self._cache:
-            fig = self.draw(**self.params(key))
+            params = self.params(key)
+            fig = self.draw(**params)
             if not isinstance(fig, Figure):
                 raise TypeError(f"draw() must return a matplotlib Figure, got {type(fig).__name__}")
-            self._cache[key] = figure_to_png(fig, self.dpi)
+            alt = alt_text(fig, self.describe(**params)) if self.describe else describe_figure(fig)
+            self._cache[key] = (figure_to_png(fig, self.dpi), alt)
         return self._cache[key]
+
+    def frame(self, indices: Sequence[int]) -> bytes:
+        """PNG bytes for one combination of control indices (cached)."""
+        return self._rendered(indices)[0]
+
+    def frame_alt(self, indices: Sequence[int]) -> str:
+        """The alt text of one frame: what it shows, in words."""
+        return self._rendered(indices)[1]
+
+    def frame_html(self, indices: Sequence[int]) -> str:
+        """One frame as an ``<img>`` with its alt text."""
+        png, alt = self._rendered(indices)
+        return img_tag(png, alt, cls="actlab-frame")
+
+    def frame_text_html(self, indices: Sequence[int]) -> str:
+        """The region that repeats the shown frame's description for assistive technology."""
+        text = html.escape(self.frame_alt(indices))
+        return f'<p class="actlab-frame-text" aria-live="polite" aria-atomic="true">{text}</p>'
 
     def render_all(self) -> list[bytes]:
         """Every frame, in row-major order of the controls."""
@@ -142,14 +175,18 @@ class Explorer:
     def live(self) -> widgets.VBox:
         """Controls with Python callbacks redrawing one image (needs a running kernel)."""
         ctrls = [c.widget() for c in self.controls]
-        image = widgets.Image(format="png", value=self.frame([w.index for w in ctrls]))
+        start = [w.index for w in ctrls]
+        image = widgets.HTML(self.frame_html(start))
+        text = widgets.HTML(self.frame_text_html(start))
 
         def redraw(_change: object = None) -> None:
-            image.value = self.frame([w.index for w in ctrls])
+            now = [w.index for w in ctrls]
+            image.value = self.frame_html(now)
+            text.value = self.frame_text_html(now)
 
         for w in ctrls:
             w.observe(redraw, names="index")
-        box = widgets.VBox([*self._header(ctrls), image])
+        box = widgets.VBox([*self._header(ctrls), image, text])
         box.add_class("actlab-explorer")
         box.add_class("actlab-live")
         return box
@@ -163,8 +200,7 @@ class Explorer:
             control = self.controls[level]
             if level == len(self.controls) - 1:
                 children = [
-                    widgets.Image(format="png", value=self.frame((*prefix, i)))
-                    for i in range(len(control.values))
+                    widgets.HTML(self.frame_html((*prefix, i))) for i in range(len(control.values))
                 ]
             else:
                 children = [build(level + 1, (*prefix, i)) for i in range(len(control.values))]
@@ -173,7 +209,8 @@ class Explorer:
             return stack
 
         frames = build(0, ())
-        box = widgets.VBox([*self._header(ctrls), frames])
+        text = widgets.HTML(self.frame_text_html([c.default_index for c in self.controls]))
+        box = widgets.VBox([*self._header(ctrls), frames, text])
         box.add_class("actlab-explorer")
         box.add_class("actlab-static")
         # The links are widgets of their own (saved in the page's widget state);

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import html
+import re
+
 import ipywidgets as widgets
 import matplotlib
 
@@ -31,13 +35,37 @@ def controls(view: widgets.VBox) -> list[widgets.Widget]:
     return list(view.children[0].children)
 
 
-def shown_png(view: widgets.VBox) -> bytes:
-    """The PNG a reader sees: follow each Stack's selected_index down to an Image."""
-    node = view.children[-1]
+def decode(frame: widgets.HTML) -> tuple[bytes, str]:
+    """The PNG and alt text of one frame's ``<img>``."""
+    found = re.fullmatch(
+        r'<img class="actlab-frame" src="data:image/png;base64,([^"]+)" alt="([^"]*)"[^>]*>',
+        frame.value,
+    )
+    assert found, f"a frame is one <img> with its alt text, got {frame.value[:80]!r}"
+    return base64.b64decode(found[1]), html.unescape(found[2])
+
+
+def shown(view: widgets.VBox) -> widgets.HTML:
+    """The frame a reader sees: follow each Stack's selected_index down to an image."""
+    node = view.children[-2]
     while isinstance(node, widgets.Stack):
         node = node.children[node.selected_index]
-    assert isinstance(node, widgets.Image)
-    return node.value
+    assert isinstance(node, widgets.HTML)
+    return node
+
+
+def shown_png(view: widgets.VBox) -> bytes:
+    return decode(shown(view))[0]
+
+
+def announced(view: widgets.VBox) -> str:
+    """The text of the view's live region (what a screen reader announces)."""
+    region = view.children[-1]
+    found = re.fullmatch(
+        r'<p class="actlab-frame-text" aria-live="polite" aria-atomic="true">(.*)</p>', region.value
+    )
+    assert found, f"the last child is the live region, got {region.value[:80]!r}"
+    return html.unescape(found[1])
 
 
 def test_frames_differ_per_combination_and_are_cached() -> None:
@@ -54,13 +82,14 @@ def test_live_view_redraws_when_a_control_moves() -> None:
     ex = make()
     view = ex.live()
     slope, shift = controls(view)
-    image = view.children[-1]
-    first = image.value
+    first = shown_png(view)
     assert first == ex.frame((0, 0))
     slope.index = 2
-    assert image.value == ex.frame((2, 0)) != first
+    assert shown_png(view) == ex.frame((2, 0)) != first
+    assert announced(view) == ex.frame_alt((2, 0))
     shift.index = 1
-    assert image.value == ex.frame((2, 1))
+    assert shown_png(view) == ex.frame((2, 1))
+    assert announced(view) == ex.frame_alt((2, 1))
 
 
 @pytest.mark.parametrize("kind", ["slider", "dropdown", "buttons"])
@@ -68,7 +97,7 @@ def test_static_view_nests_stacks_linked_to_the_controls(kind: str) -> None:
     ex = make(kind)
     view = ex.static()
     slope, shift = controls(view)
-    outer = view.children[-1]
+    outer = view.children[-2]
     assert isinstance(outer, widgets.Stack) and len(outer.children) == 3
     assert all(isinstance(s, widgets.Stack) and len(s.children) == 2 for s in outer.children)
     # every Stack is driven by a jslink from its level's control (these survive HTML export)
@@ -93,7 +122,8 @@ def test_static_view_nests_stacks_linked_to_the_controls(kind: str) -> None:
 def test_default_value_selects_the_first_frame() -> None:
     ex = Explorer(draw, [Control("slope", [-1.0, 0.0, 1.0], default=1.0), Control("shift", [0, 1])])
     assert shown_png(ex.static()) == ex.frame((2, 0))
-    assert ex.live().children[-1].value == ex.frame((2, 0))
+    assert shown_png(ex.live()) == ex.frame((2, 0))
+    assert announced(ex.static()) == ex.frame_alt((2, 0))
 
 
 def test_show_picks_static_when_building_the_book(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -101,6 +131,34 @@ def test_show_picks_static_when_building_the_book(monkeypatch: pytest.MonkeyPatc
     assert "actlab-static" in make().show()._dom_classes
     monkeypatch.delenv("ACTLAB_STATIC")
     assert "actlab-live" in make().show()._dom_classes
+
+
+def test_every_frame_says_what_it_shows() -> None:
+    """Alt text: the definition's sentence from the parameters, then the figure's structure."""
+
+    def titled(slope: float, shift: int):
+        fig = draw(slope, shift)
+        fig.axes[0].set_title(f"slope {slope:g}")
+        fig.axes[0].set_xlabel("input")
+        return fig
+
+    ex = Explorer(
+        titled,
+        [Control("slope", [-1.0, 2.5]), Control("shift", [0, 1])],
+        describe=lambda slope, shift: f"A line of slope {slope:g} through {shift}",
+    )
+    alt = ex.frame_alt((1, 1))
+    assert alt.startswith("A line of slope 2.5 through 1.")
+    assert "'slope 2.5'" in alt and "'input'" in alt and "from -3 to 3" in alt
+    _, shown_alt = decode(shown(ex.static()))
+    assert shown_alt == ex.frame_alt((0, 0)) != alt
+    # without a describe() the structure alone is the text; never empty or a repr
+    plain = make().frame_alt((0, 0))
+    assert plain and "Figure size" not in plain and "unlabelled axis" in plain
+    with pytest.raises(ValueError, match="summary"):
+        Explorer(
+            draw, [Control("slope", [1.0]), Control("shift", [0])], describe=lambda **k: " "
+        ).frame((0, 0))
 
 
 def test_bad_definitions_are_rejected() -> None:
