@@ -20,11 +20,13 @@ from __future__ import annotations
 import base64
 import html
 import io
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import matplotlib as mpl
 import matplotlib.pyplot as plt
+import numpy as np
 from cycler import cycler
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
@@ -86,8 +88,21 @@ def _axis_text(label: str, lim: tuple[float, float], log: bool) -> str:
 
 
 def _clean(text: str) -> str:
-    """Matplotlib mathtext to plain words for a screen reader: drop $ and backslashes."""
-    return " ".join(text.replace("$", "").replace("\\", "").split())
+    """Matplotlib mathtext to plain words for a screen reader: ``$\\mathrm{ReLU}$`` -> ``ReLU``."""
+    text = re.sub(r"\\(?:mathrm|mathit|mathbf|text|operatorname)\{([^}]*)\}", r"\1", text)
+    text = re.sub(r"\\([A-Za-z]+)", r"\1", text)
+    return " ".join(text.replace("$", "").replace("{", "").replace("}", "").split())
+
+
+def _extent(ax: Axes, axis: str) -> tuple[float, float]:
+    """The range shown on one axis: the limits set by the figure's code, else what the data cover."""
+    explicit = not (ax.get_autoscalex_on() if axis == "x" else ax.get_autoscaley_on())
+    if explicit:
+        return ax.get_xlim() if axis == "x" else ax.get_ylim()
+    lo, hi = (ax.dataLim.x0, ax.dataLim.x1) if axis == "x" else (ax.dataLim.y0, ax.dataLim.y1)
+    if np.isfinite(lo) and np.isfinite(hi) and hi > lo:
+        return lo, hi
+    return ax.get_xlim() if axis == "x" else ax.get_ylim()
 
 
 def _is_colorbar(ax: Axes) -> bool:
@@ -108,8 +123,8 @@ def describe_axes(ax: Axes) -> str:
     else:
         kind = "plot"
     head = f"{kind} '{title}'" if title else kind
-    x = _axis_text(_clean(ax.get_xlabel()), ax.get_xlim(), ax.get_xscale() == "log")
-    y = _axis_text(_clean(ax.get_ylabel()), ax.get_ylim(), ax.get_yscale() == "log")
+    x = _axis_text(_clean(ax.get_xlabel()), _extent(ax, "x"), ax.get_xscale() == "log")
+    y = _axis_text(_clean(ax.get_ylabel()), _extent(ax, "y"), ax.get_yscale() == "log")
     parts.append(f"{head}: vertical {y}, horizontal {x}")
     _, labels = ax.get_legend_handles_labels()
     labels = [_clean(lab) for lab in labels if lab and not lab.startswith("_")]
