@@ -22,6 +22,10 @@ from __future__ import annotations
 import html
 import io
 import itertools
+import random
+import sys
+import threading
+import traceback
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -104,7 +108,9 @@ class Explorer:
         title: optional heading shown above the controls.
         describe: ``describe(**params) -> str``, the finding shown by one frame
             (built from the same values as the drawing); it starts the frame's
-            alt text, which goes on with the figure's structure.
+            alt text, which goes on with the figure's structure. It is called
+            right after ``draw`` with the same parameters, so it may read values
+            that ``draw`` stored.
     """
 
     draw: Callable[..., Figure]
@@ -172,21 +178,23 @@ class Explorer:
         head.append(widgets.HBox(control_widgets, layout=widgets.Layout(flex_flow="row wrap")))
         return head
 
-    def live(self) -> widgets.VBox:
-        """Controls with Python callbacks redrawing one image (needs a running kernel)."""
+    def live(self, prerender: bool = True) -> widgets.VBox:
+        """Controls with Python callbacks redrawing one image (needs a running kernel).
+
+        The first frame is drawn at once. In a Jupyter kernel every other frame is
+        drawn by one background thread, between cells (never while a cell runs):
+        the frame a control asks for first, then, if ``prerender`` is true, the
+        remaining frames, nearest to the current selection first. A control change
+        whose frame is already drawn only swaps the image's bytes, so the view
+        answers as fast as the static one. Frames come from :meth:`frame`, so they
+        are the same PNGs the static view shows. Outside a kernel (scripts, tests)
+        a change draws its frame synchronously.
+        """
         ctrls = [c.widget() for c in self.controls]
-        start = [w.index for w in ctrls]
-        image = widgets.HTML(self.frame_html(start))
-        text = widgets.HTML(self.frame_text_html(start))
-
-        def redraw(_change: object = None) -> None:
-            now = [w.index for w in ctrls]
-            image.value = self.frame_html(now)
-            text.value = self.frame_text_html(now)
-
+        view = _LiveView(self, ctrls, prerender=prerender)
         for w in ctrls:
-            w.observe(redraw, names="index")
-        box = widgets.VBox([*self._header(ctrls), image, text])
+            w.observe(view.on_change, names="index")
+        box = widgets.VBox([*self._header(ctrls), view.image, view.text])
         box.add_class("actlab-explorer")
         box.add_class("actlab-live")
         return box
@@ -229,3 +237,231 @@ class Explorer:
         if live is None:
             live = not os.environ.get("ACTLAB_STATIC")
         return self.live() if live else self.static()
+
+
+# --- live views: frames drawn off the comm handler, between cells -----------------
+
+
+def _kernel_shell() -> Any:
+    """The IPython shell of a running Jupyter kernel, or None (plain Python, pytest)."""
+    ipython = sys.modules.get("IPython")
+    if ipython is None:
+        return None
+    shell = ipython.get_ipython()
+    return shell if shell is not None and getattr(shell, "kernel", None) is not None else None
+
+
+def _step_distance(explorer: Explorer, a: tuple[int, ...], b: tuple[int, ...]) -> int:
+    """Control moves from ``a`` to ``b``: slider steps, plus one per other control changed."""
+    return sum(
+        abs(i - j) if c.kind == "slider" else int(i != j)
+        for c, i, j in zip(explorer.controls, a, b, strict=True)
+    )
+
+
+class _RandomStateKept:
+    """Leave Python's, NumPy's and (if loaded) PyTorch's global random state as found.
+
+    A frame drawn in the background must not move the random streams that the
+    reader's next cell uses (a drawing function may reseed them).
+    """
+
+    def __enter__(self) -> None:
+        import numpy as np
+
+        self._py = random.getstate()
+        self._np = np.random.get_state()
+        torch = sys.modules.get("torch")
+        self._torch = torch.random.get_rng_state() if torch is not None else None
+
+    def __exit__(self, *exc: object) -> None:
+        import numpy as np
+
+        random.setstate(self._py)
+        np.random.set_state(self._np)
+        torch = sys.modules.get("torch")
+        if torch is not None and self._torch is not None:
+            torch.random.set_rng_state(self._torch)
+
+
+class _Renderer:
+    """One daemon thread per kernel drawing the frames live views ask for.
+
+    pyplot and the global random generators are not thread-safe, so one frame is
+    drawn at a time, and never while a cell runs: the kernel's ``pre_execute``
+    event waits for the frame being drawn and holds the thread until
+    ``post_execute`` (which runs after the inline backend has shown the cell's
+    figures). Views that asked most recently come first.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._cell_running = False
+        self._drawing = False
+        self._views: list[_LiveView] = []  # least recently active first
+        self._thread: threading.Thread | None = None
+        self._shell: Any = None
+
+    # the gate shared with the kernel's cells
+    def _pause(self) -> None:
+        callbacks = self._shell.events.callbacks["post_execute"]
+        if callbacks and callbacks[-1] != self._resume:  # resume after every other hook
+            callbacks.remove(self._resume)
+            callbacks.append(self._resume)
+        with self._cond:
+            self._cell_running = True
+            while self._drawing:
+                self._cond.wait()
+
+    def _resume(self) -> None:
+        with self._cond:
+            self._cell_running = False
+            self._cond.notify_all()
+
+    def attach(self, shell: Any) -> None:
+        with self._cond:
+            if self._shell is shell:
+                return
+            self._shell = shell
+        shell.events.register("pre_execute", self._pause)
+        shell.events.register("post_execute", self._resume)
+
+    def exclusive(self) -> _Exclusive:
+        """Context: draw in the calling thread with no background frame in progress."""
+        return _Exclusive(self)
+
+    def want(self, view: _LiveView) -> None:
+        with self._cond:
+            if view in self._views:
+                self._views.remove(view)
+            self._views.append(view)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(
+                    target=self._run, name="actlab-explorer-frames", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify_all()
+
+    def _next_job(self) -> tuple[_LiveView, tuple[int, ...]] | None:
+        for view in reversed(self._views):
+            if view.needs_wanted_frame():
+                return view, view.wanted
+        for view in reversed(self._views[:]):
+            key = view.next_prerender()
+            if key is not None:
+                return view, key
+            self._views.remove(view)  # every frame drawn: nothing left to do for it
+        return None
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                job = None
+                while job is None:
+                    if not (self._cell_running or self._drawing):
+                        job = self._next_job()
+                    if job is None:
+                        self._cond.wait()
+                self._drawing = True
+            view, key = job
+            try:
+                with _RandomStateKept():
+                    view.explorer.frame(key)  # fills the cache: PNG and alt text
+                error = None
+            except Exception:  # shown by the view, never kills the thread
+                error = traceback.format_exc()
+            finally:
+                with self._cond:
+                    self._drawing = False
+                    self._cond.notify_all()
+            view.drawn(key, error)
+
+
+class _Exclusive:
+    def __init__(self, renderer: _Renderer) -> None:
+        self._r = renderer
+
+    def __enter__(self) -> None:
+        with self._r._cond:
+            while self._r._drawing:
+                self._r._cond.wait()
+            self._r._drawing = True
+
+    def __exit__(self, *exc: object) -> None:
+        with self._r._cond:
+            self._r._drawing = False
+            self._r._cond.notify_all()
+
+
+_RENDERER = _Renderer()
+
+
+class _LiveView:
+    """One live explorer's image and the frame its controls currently select."""
+
+    def __init__(self, explorer: Explorer, ctrls: list[widgets.Widget], prerender: bool) -> None:
+        self.explorer = explorer
+        self.ctrls = ctrls
+        self.prerender = prerender
+        self.failed: dict[tuple[int, ...], str] = {}
+        self._lock = threading.Lock()
+        self.wanted = self._selected()
+        self.shell = _kernel_shell()
+        if self.shell is None:
+            explorer.frame(self.wanted)
+        else:
+            _RENDERER.attach(self.shell)
+            with _RENDERER.exclusive():
+                explorer.frame(self.wanted)
+        self.image = widgets.HTML(explorer.frame_html(self.wanted))
+        self.text = widgets.HTML(explorer.frame_text_html(self.wanted))
+        if self.shell is not None and prerender:
+            _RENDERER.want(self)
+
+    def _selected(self) -> tuple[int, ...]:
+        return tuple(int(w.index) for w in self.ctrls)
+
+    def on_change(self, _change: object = None) -> None:
+        key = self._selected()
+        if self.shell is None:  # no kernel: draw here and now
+            self._show(key)
+            return
+        with self._lock:
+            self.wanted = key
+            if key in self.explorer._cache:
+                self._show(key)
+        # A missing frame is drawn next; a present one re-centres the prerendering.
+        _RENDERER.want(self)
+
+    def _show(self, key: tuple[int, ...]) -> None:
+        self.image.value = self.explorer.frame_html(key)
+        self.text.value = self.explorer.frame_text_html(key)
+
+    def needs_wanted_frame(self) -> bool:
+        return self.wanted not in self.explorer._cache and self.wanted not in self.failed
+
+    def next_prerender(self) -> tuple[int, ...] | None:
+        if not self.prerender:
+            return None
+        ranges = [range(len(c.values)) for c in self.explorer.controls]
+        todo = [
+            k
+            for k in itertools.product(*ranges)
+            if k not in self.explorer._cache and k not in self.failed
+        ]
+        if not todo:
+            return None
+        here = self.wanted
+        return min(todo, key=lambda k: (_step_distance(self.explorer, here, k), k))
+
+    def drawn(self, key: tuple[int, ...], error: str | None) -> None:
+        if error is not None:
+            self.failed[key] = error
+        with self._lock:
+            if key != self.wanted:
+                return
+            if error is None:
+                self._show(key)
+                return
+        params = self.explorer.params(key)
+        print(f"explorer: drawing the frame for {params} failed:\n{error}", file=sys.stderr)
