@@ -14,6 +14,7 @@ from torch import nn
 
 from actlab.device import cpu_threads
 from actlab.ensemble import EnsembleMLP, EnsembleResult, Member, train_ensemble, train_single
+from actlab.figures import OKABE_ITO
 from actlab.models import activation_module
 
 # Elementwise activation modules that swap_activations replaces. Softmax, LogSoftmax and
@@ -335,15 +336,16 @@ def _swap_in_place(module: nn.Module, name: str) -> None:
             _swap_in_place(child, name)
 
 
-# Okabe-Ito colours, with a distinct line style and marker per activation (chapter 6 figures).
+# The course palette (Okabe-Ito), with a distinct line style and marker per activation
+# (chapter 6 figures): no two curves differ by colour alone.
 STYLE: dict[str, dict[str, object]] = {
-    "sigmoid": {"color": "#000000", "ls": ":", "marker": "x"},
-    "tanh": {"color": "#E69F00", "ls": "--", "marker": "o"},
-    "relu": {"color": "#56B4E9", "ls": "-", "marker": "s"},
-    "leaky_relu": {"color": "#009E73", "ls": "-.", "marker": "^"},
-    "elu": {"color": "#D55E00", "ls": (0, (5, 1)), "marker": "v"},
-    "gelu": {"color": "#0072B2", "ls": (0, (3, 1, 1, 1)), "marker": "D"},
-    "silu": {"color": "#CC79A7", "ls": (0, (1, 1)), "marker": "P"},
+    "sigmoid": {"color": OKABE_ITO["black"], "ls": ":", "marker": "x"},
+    "tanh": {"color": OKABE_ITO["orange"], "ls": "--", "marker": "o"},
+    "relu": {"color": OKABE_ITO["sky blue"], "ls": "-", "marker": "s"},
+    "leaky_relu": {"color": OKABE_ITO["bluish green"], "ls": "-.", "marker": "^"},
+    "elu": {"color": OKABE_ITO["vermillion"], "ls": (0, (5, 1)), "marker": "v"},
+    "gelu": {"color": OKABE_ITO["blue"], "ls": (0, (3, 1, 1, 1)), "marker": "D"},
+    "silu": {"color": OKABE_ITO["reddish purple"], "ls": (0, (1, 1)), "marker": "P"},
 }
 LABELS = {
     "sigmoid": "sigmoid",

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from actlab.ensemble import EnsembleMLP, Member
+from actlab.figures import OKABE_ITO
 from actlab.models import activation_module
 
 # --------------------------------------------------------------------------- counts
@@ -462,12 +463,13 @@ def plot_dead_vs_lr(
     return left_out
 
 
-# Okabe-Ito colours, with a line style and marker of their own per activation (chapter 4 figures).
+# The course palette (Okabe-Ito), with a line style and marker of their own per activation,
+# so that no two curves of a chapter 4 figure differ by colour alone.
 STYLES: dict[str, dict] = {
-    "relu": {"color": "#0072B2", "ls": "-", "marker": "o"},
-    "leaky_relu": {"color": "#D55E00", "ls": "--", "marker": "s"},
-    "gelu": {"color": "#009E73", "ls": "-.", "marker": "^"},
-    "sigmoid": {"color": "#CC79A7", "ls": ":", "marker": "D"},
+    "relu": {"color": OKABE_ITO["blue"], "ls": "-", "marker": "o"},
+    "leaky_relu": {"color": OKABE_ITO["vermillion"], "ls": "--", "marker": "s"},
+    "gelu": {"color": OKABE_ITO["bluish green"], "ls": "-.", "marker": "^"},
+    "sigmoid": {"color": OKABE_ITO["reddish purple"], "ls": ":", "marker": "D"},
 }
 LABELS: dict[str, str] = {
     "relu": "ReLU",

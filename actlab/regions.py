@@ -29,6 +29,8 @@ from matplotlib.axes import Axes
 from matplotlib.colors import ListedColormap
 from torch import nn
 
+from actlab.figures import OKABE_ITO as _PALETTE
+
 # --------------------------------------------------------------------------- networks as stages
 
 
@@ -601,7 +603,22 @@ def serra_upper_bound(in_dim: int, widths: Sequence[int]) -> int:
 
 # --------------------------------------------------------------------------- figures and data
 
-OKABE_ITO = ("#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#999999")
+#: The course palette (:data:`actlab.figures.OKABE_ITO`) as a tuple, in Okabe and Ito's order:
+#: orange, sky blue, bluish green, yellow, blue, vermillion, reddish purple, grey. Chapter 5's
+#: figures pick hues by index (4 = blue, 5 = vermillion, ...); black is left out.
+OKABE_ITO = tuple(
+    _PALETTE[name]
+    for name in (
+        "orange",
+        "sky blue",
+        "bluish green",
+        "yellow",
+        "blue",
+        "vermillion",
+        "reddish purple",
+        "grey",
+    )
+)
 
 
 def plot_partition(

@@ -396,6 +396,27 @@ def test_plot_partition_counts_what_it_draws() -> None:
     plt.close(fig)
 
 
+def test_the_partition_palette_is_the_course_palette_in_its_order() -> None:
+    from actlab.figures import OKABE_ITO
+
+    names = ["orange", "sky blue", "bluish green", "yellow", "blue", "vermillion"]
+    names += ["reddish purple", "grey"]
+    assert R.OKABE_ITO == tuple(OKABE_ITO[n] for n in names)  # chapter 5 picks hues by index
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    R.plot_partition(ax, plane_layer([[1, 0], [0, 1]], [0, 0]), -1, 1, n=20)
+    cmap = ax.images[0].get_cmap()
+    drawn = {matplotlib.colors.to_hex(cmap(i)).upper() for i in range(cmap.N)}
+    plt.close(fig)
+    assert drawn == {c.upper() for c in R.OKABE_ITO}
+    lines = ax.lines
+    assert len({str(line.get_linestyle()) for line in lines}) == len(lines), "one style per unit"
+
+
 def test_per_member_targets() -> None:
     x = np.linspace(-1, 1, 9)
     X, y = R.per_member_targets(["|x|", "step", "x³"], x)
