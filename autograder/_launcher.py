@@ -56,22 +56,29 @@ def main(argv: list[str]) -> None:
         "JPY_PARENT_PID": "1",
         **cfg.get("env", {}),
     }
+    # The kernel's /tmp: a folder on disk inside its socket folder, which the grader
+    # measures with the working copy against the disk quota and deletes afterwards.
+    tmpdir = os.path.join(sockdir, "tmp")
+    os.makedirs(tmpdir, mode=0o700, exist_ok=True)
     if not cfg.get("sandbox", True):
         # --unsafe: limits only, the kernel keeps the grader's rights.
         env.update(IPYTHONDIR=os.path.join(sockdir, "ipython"), MPLCONFIGDIR=sockdir, HOME=sockdir)
+        env.update(TMPDIR=tmpdir)
         env.pop("JPY_PARENT_PID")
         _limits(cfg)
         os.execve(kernel[0], kernel, env)
 
-    # A uid of its own per grading process: RLIMIT_NPROC counts per uid, so kernels of
-    # concurrent workers never share one budget, and the kernel owns nothing outside.
-    uid = 100000 + os.getppid()
+    # A uid of its own per kernel (this process's pid stays the kernel's, through bwrap):
+    # RLIMIT_NPROC counts per uid, so concurrent kernels never share one budget, the
+    # grader can count the kernel's processes by uid, and the kernel owns nothing outside.
+    uid = 100000 + os.getpid()
     _chown_tree(cwd, uid)
     _chown_tree(sockdir, uid)
     env.update(HOME="/tmp", IPYTHONDIR="/tmp/.ipython", MPLCONFIGDIR="/tmp/.mpl")
 
     args = [cfg["bwrap"], "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
-    args += ["--perms", "1777", "--tmpfs", "/tmp"]
+    # Not a tmpfs: what a kernel writes there would sit in the machine's memory.
+    args += ["--bind", tmpdir, "/tmp"]
     for path in cfg.get("hide", []):
         if os.path.isdir(path):
             args += ["--tmpfs", path]

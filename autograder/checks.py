@@ -51,9 +51,14 @@ def read_notebook(data: bytes) -> tuple[NotebookNode | None, str]:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
         return None, f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-    if not isinstance(raw, dict) or "cells" not in raw or not isinstance(raw.get("nbformat"), int):
+    if not isinstance(raw, dict) or not isinstance(raw.get("nbformat"), int):
         return None, "JSON but not a notebook (no 'cells' list or 'nbformat' version)"
+    if raw["nbformat"] > 4 or (raw["nbformat"] == 4 and "cells" not in raw):
+        return None, "JSON but not a notebook (no 'cells' list or 'nbformat' version)"
+    if raw["nbformat"] < 4 and not ("worksheets" in raw or "cells" in raw):
+        return None, f"JSON but not a notebook (nbformat {raw['nbformat']} without worksheets)"
     try:
+        # Older notebooks (nbformat 3, its worksheets and heading cells) are upgraded.
         nb = nbformat.reads(text, as_version=4)
         nbformat.validate(nb)
     except Exception as exc:  # noqa: BLE001  (nbformat raises several kinds)

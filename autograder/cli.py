@@ -64,6 +64,12 @@ def _parser() -> argparse.ArgumentParser:
     p_grade.add_argument(
         "--max-output", type=float, default=4.0, help="MiB of output kept per cell (default 4)"
     )
+    p_grade.add_argument(
+        "--disk",
+        type=int,
+        default=256,
+        help="MiB a submission may write, working folder and /tmp together (default 256)",
+    )
     p_grade.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     p_rep = sub.add_parser("report", help="rebuild grades.csv and the summary from the gradebook")
@@ -107,7 +113,11 @@ def main(argv: list[str] | None = None) -> int:
         cpu_seconds=args.cpu or args.notebook_timeout,
         max_processes=args.max_processes,
         output_mb=args.max_output,
+        disk_mb=args.disk,
     )
+    if limits.disk_mb < 1:
+        print("autograder: --disk must be at least 1 (MiB)", file=sys.stderr)
+        return 2
     try:
         run = grade(
             course,

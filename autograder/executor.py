@@ -20,9 +20,9 @@ from typing import Any
 from jupyter_client.kernelspec import KernelSpecManager
 from nbformat.notebooknode import NotebookNode
 from nbgrader.preprocessors import Execute
-from traitlets import Float, Integer, Unicode
+from traitlets import Bool, Float, Integer, Unicode
 
-from autograder.sandbox import KERNEL_NAME
+from autograder.sandbox import KERNEL_NAME, TMP_SUBDIR
 
 OUTPUT_TYPES = {"stream", "display_data", "execute_result", "update_display_data"}
 
@@ -37,6 +37,47 @@ def _content_size(content: dict[str, Any]) -> int:
     if "text" in content:
         return len(content["text"])
     return sum(len(str(v)) for v in content.get("data", {}).values())
+
+
+MIB = 1024 * 1024
+BLOCK = 4096  # every file or folder counts as at least one block: no quota-free inodes
+
+
+def disk_usage(path: str) -> int:
+    """Bytes a folder tree takes (allocated blocks, at least one block per entry; no links followed)."""
+    total = 0
+    stack = [path]
+    while stack:
+        try:
+            entries = os.scandir(stack.pop())
+        except OSError:
+            continue
+        with entries:
+            for entry in entries:
+                try:
+                    st = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                total += max(st.st_blocks * 512, BLOCK)
+                if entry.is_dir(follow_symlinks=False):
+                    stack.append(entry.path)
+    return total
+
+
+def tasks_of_uid(uid: int) -> int:
+    """Processes and threads owned by ``uid`` (what RLIMIT_NPROC counts)."""
+    n = 0
+    try:
+        pids = [p for p in os.listdir("/proc") if p.isdigit()]
+    except OSError:
+        return 0
+    for pid in pids:
+        try:
+            if os.stat(f"/proc/{pid}").st_uid == uid:
+                n += len(os.listdir(f"/proc/{pid}/task"))
+        except OSError:
+            continue
+    return n
 
 
 def describe_exit(code: int | None) -> tuple[str, str]:
@@ -63,6 +104,16 @@ class SandboxedExecute(Execute):
     events_path = Unicode("", help="JSON file that receives what happened").tag(config=True)
     notebook_timeout = Integer(600, help="wall-clock seconds for a whole notebook").tag(config=True)
     output_limit = Float(4.0, help="MiB of output kept per cell").tag(config=True)
+    disk_limit = Integer(
+        0, help="MiB the kernel may write in its working folder and /tmp together (0: no cap)"
+    ).tag(config=True)
+    max_processes = Integer(0, help="the kernel's limit on processes and threads").tag(config=True)
+    sandboxed = Bool(True, help="the kernel runs as its own uid (100000 + its pid)").tag(
+        config=True
+    )
+    watch_interval = Float(0.1, help="seconds between two looks at disk and processes").tag(
+        config=True
+    )
 
     def create_kernel_manager(self):  # noqa: D102  (nbclient API)
         self.kernel_name = KERNEL_NAME
@@ -86,9 +137,14 @@ class SandboxedExecute(Execute):
         self._out_bytes, self._out_cell = 0, -1
         self._events: dict[str, Any] = {"timeouts": [], "truncated": [], "fatal": None}
         self._sockdir = ""
+        self._disk_over = 0
         timer = threading.Timer(self.notebook_timeout, self._expire)
         timer.daemon = True
         timer.start()
+        cwd = ((resources or {}).get("metadata") or {}).get("path") or os.getcwd()
+        stop = threading.Event()
+        watcher = threading.Thread(target=self._watch, args=(cwd, stop), daemon=True)
+        watcher.start()
         try:
             try:
                 super().preprocess(nb, resources, km)
@@ -101,6 +157,11 @@ class SandboxedExecute(Execute):
             return nb, resources
         finally:
             timer.cancel()
+            stop.set()
+            watcher.join()
+            if self._disk_over and self._fatal is None:
+                # Over the quota with its last cell: the grade stands, the status says so.
+                self._set_fatal(*self._diagnose(RuntimeError()), cell="")
             self._events["fatal"] = self._fatal
             self._write_events(resources)
             if self._sockdir:
@@ -171,11 +232,44 @@ class SandboxedExecute(Execute):
         except (ProcessLookupError, PermissionError):
             pass
 
+    def _watch(self, cwd: str, stop: threading.Event) -> None:
+        """Until ``stop``: stop the kernel when it writes more than the quota; count its tasks.
+
+        What the kernel can write is its working copy and its /tmp (the folder ``tmp`` in
+        its socket folder): both are summed every ``watch_interval`` seconds, less what the
+        working copy held before the kernel started. A single file is capped by
+        RLIMIT_FSIZE (never above the quota), so the overshoot is what it can write in one
+        interval. The processes and threads of the kernel's uid are counted to tell a
+        fork bomb that hit the process limit, even one that hides its errors.
+        """
+        base = disk_usage(cwd)
+        limit = self.disk_limit * MIB
+        peak_tasks = 0
+        while not stop.wait(self.watch_interval):
+            pid = self._pid()
+            if pid is None or not self._sockdir:
+                continue
+            if limit:
+                tmp = os.path.join(self._sockdir, TMP_SUBDIR)
+                used = disk_usage(cwd) - base + disk_usage(tmp)
+                if used > limit and not self._disk_over:
+                    self._disk_over = used
+                    self._kill()
+            if self.sandboxed and self.max_processes:
+                peak_tasks = max(peak_tasks, tasks_of_uid(100000 + pid))
+                self._events["peak_tasks"] = peak_tasks
+
     def _expire(self) -> None:
         self._expired = True
         self._kill()
 
     def _diagnose(self, exc: BaseException) -> tuple[str, str]:
+        if self._disk_over:
+            return (
+                "disk_limit",
+                f"the kernel wrote at least {self._disk_over / MIB:.0f} MiB in its working "
+                f"folder and /tmp, over the {self.disk_limit} MiB disk quota, and was stopped",
+            )
         if self._expired:
             return (
                 "timeout",

@@ -302,6 +302,7 @@ def grade(
                     limits,
                     config,
                     digest,
+                    sandboxed=not unsafe,
                 )
             )
         for result in _run_jobs(jobs, workers, progress, pool):

@@ -10,7 +10,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 KERNEL_NAME = "autograder-sandbox"
-PRIVATE_TMP = "/tmp"  # the launcher mounts an empty tmpfs here for every kernel
+PRIVATE_TMP = "/tmp"  # the launcher binds an empty folder of the kernel's own here
+TMP_SUBDIR = "tmp"  # ... the folder ``tmp`` in the kernel's socket folder, on disk
 LAUNCHER = Path(__file__).with_name("_launcher.py")
 
 
@@ -29,6 +30,7 @@ class Limits:
     max_processes: int = 256
     file_size_mb: int = 64
     output_mb: float = 4.0
+    disk_mb: int = 256  # all a submission writes, its working folder and /tmp together
 
 
 @dataclass
@@ -52,7 +54,8 @@ class SandboxSpec:
             memory_mb=lim["memory_mb"],
             cpu_seconds=lim["cpu_seconds"],
             max_processes=lim["max_processes"],
-            file_size_mb=lim["file_size_mb"],
+            # One file can never be larger than the whole quota.
+            file_size_mb=min(lim["file_size_mb"], lim["disk_mb"]) or lim["file_size_mb"],
         )
         return cfg
 

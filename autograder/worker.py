@@ -33,6 +33,7 @@ STATUS_ORDER = [
     "grader_error",
     "timeout",
     "memory_limit",
+    "disk_limit",
     "kernel_died",
     "output_limit",
     "process_limit",
@@ -57,6 +58,7 @@ class Job:
     limits: Limits
     config: dict[str, Any] = field(default_factory=dict)  # extra nbgrader config (sections)
     digest: str = ""
+    sandboxed: bool = True  # False with --unsafe
 
 
 @dataclass
@@ -119,6 +121,9 @@ def _nbgrader_config(job: Job, course: Path, events: Path) -> Config:
     cfg.SandboxedExecute.notebook_timeout = lim.notebook_timeout
     cfg.SandboxedExecute.output_limit = lim.output_mb
     cfg.SandboxedExecute.timeout = lim.cell_timeout
+    cfg.SandboxedExecute.disk_limit = lim.disk_mb
+    cfg.SandboxedExecute.max_processes = lim.max_processes
+    cfg.SandboxedExecute.sandboxed = job.sandboxed
     cfg.SandboxedExecute.startup_timeout = 60
     # The kernel's state is thrown away: no need to wait for a polite shutdown.
     cfg.SandboxedExecute.shutdown_kernel = "immediate"
@@ -184,9 +189,13 @@ def _one_line(text: str, limit: int = 160) -> str:
 
 
 def _classify(
-    issues: list[tuple[str, str]], events: dict[str, Any], graded: dict[str, nbformat.NotebookNode]
+    issues: list[tuple[str, str]],
+    events: dict[str, Any],
+    graded: dict[str, nbformat.NotebookNode],
+    limits: Limits | None = None,
 ) -> tuple[str, str]:
     """Pick a status and write a one-line reason from everything that was found."""
+    limits = limits or Limits()
     found: list[tuple[str, str]] = list(issues)
     for _name, ev in events.items():
         if ev.get("fatal"):
@@ -202,6 +211,14 @@ def _classify(
             )
         if ev.get("truncated"):
             found.append(("output_limit", "output truncated in: " + ", ".join(ev["truncated"])))
+        if limits.max_processes and ev.get("peak_tasks", 0) >= limits.max_processes:
+            found.append(
+                (
+                    "process_limit",
+                    f"the kernel's processes and threads reached the limit of "
+                    f"{limits.max_processes}",
+                )
+            )
     errors = [e for nb in graded.values() for e in _errors(nb)]
     for cell, ename, _evalue in errors:
         if "MemoryError" in ename:
@@ -210,7 +227,20 @@ def _classify(
             )
             break
     for cell, ename, evalue in errors:
-        if ename == "BlockingIOError" and "temporarily unavailable" in evalue:
+        if "File too large" in evalue:
+            per_file = min(limits.file_size_mb, limits.disk_mb) or limits.file_size_mb
+            found.append(
+                (
+                    "disk_limit",
+                    f"{cell} wrote a file over the limit of {per_file} MiB per file "
+                    f"({ename}: {_one_line(evalue, 80)})",
+                )
+            )
+            break
+    for cell, ename, evalue in errors:
+        if (ename == "BlockingIOError" and "temporarily unavailable" in evalue) or (
+            ename == "RuntimeError" and "can't start new thread" in evalue
+        ):
             found.append(
                 ("process_limit", f"{cell} hit the limit on processes ({ename}: {evalue})")
             )
@@ -346,7 +376,7 @@ def _grade(job: Job, tmp: Path) -> Result:
                 )
             )
     events = json.loads(events_path.read_text()) if events_path.exists() else {}
-    status, reason = _classify(issues, events, graded)
+    status, reason = _classify(issues, events, graded, job.limits)
     score, max_score, grades = _read_scores(course, job)
 
     out = Path(job.out)

@@ -39,6 +39,7 @@ LIMITS = Limits(
     cpu_seconds=60,
     max_processes=96,
     output_mb=2.0,
+    disk_mb=100,
 )
 
 
@@ -151,6 +152,11 @@ EXPECTED = {
     "writes_outside": ("ok", "PermissionError", 4.0),
     "writes_system": ("ok", "Read-only file system", 4.0),
     "opens_socket": ("ok", "ConnectionRefusedError", 4.0),
+    # Writes 2 GiB across its folder and /tmp: stopped in the answer cell, later cells 0.
+    "disk_bomb": ("disk_limit", "over the 100 MiB disk quota", 0.0),
+    "big_file": ("disk_limit", "over the limit of 64 MiB per file", 4.0),
+    "quiet_fork_bomb": ("process_limit", "reached the limit of 96", 4.0),
+    "nbformat3": ("ok", "without errors", 4.0),
 }
 
 
@@ -199,6 +205,18 @@ def test_sandbox_kept_everything_else_unchanged(batch):
         course / "grading" / "feedback" / "reads_solutions" / ASSIGNMENT / f"{NOTEBOOK}.html"
     ).read_text()
     assert "return x * x" not in page.replace("&quot;", '"')
+
+
+@in_batch
+def test_disk_bomb_is_stopped_near_the_quota(batch):
+    """The kernel is stopped soon after the quota, long before its 2 GiB, and nothing stays."""
+    reason = batch["csv"]["disk_bomb"]["reason"]
+    written = int(reason.split("wrote at least ")[1].split(" MiB")[0])
+    assert LIMITS.disk_mb < written < 1024, reason
+    left = batch["course"] / "grading" / "autograded" / "disk_bomb" / ASSIGNMENT
+    assert sorted(p.name for p in left.iterdir()) == [f"{NOTEBOOK}.ipynb"]
+    # The kernel's /tmp was a folder of the scratch area, removed with it.
+    assert not list(Path(tempfile.gettempdir()).glob("ag-*/g*/**/tmp/f1"))
 
 
 @in_batch

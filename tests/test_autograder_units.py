@@ -207,3 +207,57 @@ def test_an_interpreter_under_tmp_is_bound_into_the_sandbox(monkeypatch, tmp_pat
     monkeypatch.setattr(sys, "prefix", "/opt/elsewhere/.venv")
     spec = sandbox.make_spec(sandbox.Limits(), hide=[tmp_path / "course"])
     assert "/opt/elsewhere/.venv" not in spec.keep
+
+
+def test_an_nbformat3_notebook_is_upgraded_and_checked(release_nb):
+    """An old (nbformat 3, worksheets) notebook is read as version 4, cells and metadata kept."""
+    answered = builders.answered(release_nb)
+    old = nbformat.writes(nbformat.convert(answered, 3), version=3)
+    assert '"worksheets"' in old and '"cells": [' in old
+    result = check_notebook(old.encode(), release_nb)
+    assert result.notebook is not None and result.issues == []
+    assert result.notebook.nbformat == 4
+    got = [c.metadata.get("nbgrader", {}).get("grade_id") for c in result.notebook.cells]
+    want = [c.metadata.get("nbgrader", {}).get("grade_id") for c in release_nb.cells]
+    assert got == want
+    nbformat.validate(result.notebook)
+    # nbformat 3 without its worksheets is still not a notebook.
+    bad = check_notebook(json.dumps({"nbformat": 3, "metadata": {}}).encode(), release_nb)
+    assert bad.notebook is None and "without worksheets" in bad.issues[0][1]
+
+
+def test_disk_usage_counts_blocks_and_entries_without_following_links(tmp_path):
+    from autograder.executor import BLOCK, disk_usage
+
+    (tmp_path / "d").mkdir()
+    with open(tmp_path / "d" / "data", "wb") as f:
+        f.write(b"z" * (3 << 20))
+    for i in range(10):
+        (tmp_path / f"empty{i}").touch()
+    (tmp_path / "link").symlink_to("/usr")  # a link to a big tree counts as one entry
+    used = disk_usage(str(tmp_path))
+    assert 3 << 20 <= used <= (3 << 20) + 16 * BLOCK
+    assert used >= (3 << 20) + 12 * BLOCK - BLOCK  # folder + 10 files + link, a block each
+    assert disk_usage(str(tmp_path / "missing")) == 0
+
+
+def test_classify_process_and_disk_limits():
+    from autograder.sandbox import Limits
+    from autograder.worker import _classify
+
+    lim = Limits(max_processes=50, disk_mb=100, file_size_mb=64)
+    assert _classify([], {"nb": {"peak_tasks": 50}}, {}, lim) == (
+        "process_limit",
+        "the kernel's processes and threads reached the limit of 50",
+    )
+    assert _classify([], {"nb": {"peak_tasks": 49}}, {}, lim)[0] == "ok"
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x")])
+    nb.cells[0].outputs = [
+        nbformat.v4.new_output("error", ename="OSError", evalue="[Errno 27] File too large")
+    ]
+    status, reason = _classify([], {}, {"nb": nb}, lim)
+    assert status == "disk_limit" and "64 MiB per file" in reason
+    nb.cells[0].outputs[0].update(ename="RuntimeError", evalue="can't start new thread")
+    assert _classify([], {}, {"nb": nb}, lim)[0] == "process_limit"
+    fatal = {"status": "disk_limit", "reason": "the kernel wrote at least 130 MiB", "cell": "c"}
+    assert _classify([], {"nb": {"fatal": fatal}}, {}, lim)[0] == "disk_limit"

@@ -165,6 +165,30 @@ def bad_kinds(
         square=ok
         + f"import socket\nsocket.create_connection(('127.0.0.1', {port}), timeout=3).sendall(b'hi')",
     )
+    # 2 GiB in 32 MiB files, half in the working folder and half in /tmp.
+    subs["disk_bomb"] = answered(
+        release_nb,
+        square=ok + "block = b'x' * (32 << 20)\nfor i in range(64):\n"
+        "    with open(f'/tmp/f{i}' if i % 2 else f'f{i}', 'wb') as f:\n"
+        "        f.write(block)",
+    )
+    # One file larger than the per-file cap (64 MiB).
+    subs["big_file"] = answered(
+        release_nb,
+        square=ok + "with open('/tmp/big', 'wb') as f:\n"
+        "    for _ in range(20):\n        f.write(b'y' * (8 << 20))",
+    )
+    # A fork bomb that hides its error and holds the processes for a second.
+    subs["quiet_fork_bomb"] = answered(
+        release_nb,
+        square=ok + "import os, signal, time\npids = []\ntry:\n    while True:\n"
+        "        pid = os.fork()\n        if pid == 0:\n            signal.pause()\n"
+        "        pids.append(pid)\nexcept OSError:\n    time.sleep(1.5)\n"
+        "for p in pids:\n    os.kill(p, signal.SIGKILL)\n    os.waitpid(p, 0)",
+    )
+    subs["nbformat3"] = nbformat.writes(
+        nbformat.convert(answered(release_nb), 3), version=3
+    ).encode()
     return subs
 
 
