@@ -100,41 +100,104 @@ def build_member(
     return net.to(dtype)
 
 
+_ATEN = torch.ops.aten
+
+# An activation module's forward and the derivative PyTorch's autograd applies to it,
+# as ``(forward(z, out), backward(grad, z, y, out), uses)``: each writes into ``out``,
+# and ``uses`` says which of ``z`` (input) and ``y`` (output) the backward reads. These
+# are the kernels autograd itself runs for the module, so the gradients are bit for
+# bit those of the ungrouped network (tests/test_ensemble.py checks every activation).
+_Kernels = tuple[Callable[..., Any], Callable[..., Any], str]
+
+
+def _kernels(phi: nn.Module) -> _Kernels | None:
+    """The fused kernels of ``phi``, or ``None`` when it is not one of the known modules."""
+    if type(phi) is nn.Sigmoid:
+        fwd = lambda z, o: torch.sigmoid(z, out=o)  # noqa: E731
+        return fwd, lambda g, z, y, o: _ATEN.sigmoid_backward.grad_input(g, y, grad_input=o), "y"
+    if type(phi) is nn.Tanh:
+        fwd = lambda z, o: torch.tanh(z, out=o)  # noqa: E731
+        return fwd, lambda g, z, y, o: _ATEN.tanh_backward.grad_input(g, y, grad_input=o), "y"
+    if type(phi) is nn.ReLU and not phi.inplace:  # relu is clamp_min(z, 0) in ATen
+        fwd = lambda z, o: torch.clamp_min(z, 0, out=o)  # noqa: E731
+        bwd = lambda g, z, y, o: _ATEN.threshold_backward.grad_input(g, y, 0, grad_input=o)  # noqa: E731
+        return fwd, bwd, "y"
+    if type(phi) is nn.LeakyReLU and not phi.inplace:
+        a = phi.negative_slope
+        fwd = lambda z, o: _ATEN.leaky_relu.out(z, a, out=o)  # noqa: E731
+        bwd = lambda g, z, y, o: _ATEN.leaky_relu_backward.grad_input(g, z, a, False, grad_input=o)  # noqa: E731
+        return fwd, bwd, "z"
+    if type(phi) is nn.ELU and not phi.inplace:
+        a = phi.alpha
+        fwd = lambda z, o: _ATEN.elu.out(z, a, 1, 1, out=o)  # noqa: E731
+        bwd = lambda g, z, y, o: _ATEN.elu_backward.grad_input(g, a, 1, 1, False, z, grad_input=o)  # noqa: E731
+        return fwd, bwd, "z"
+    if type(phi) is nn.GELU:
+        ap = phi.approximate
+        fwd = lambda z, o: _ATEN.gelu.out(z, approximate=ap, out=o)  # noqa: E731
+        bwd = lambda g, z, y, o: _ATEN.gelu_backward.grad_input(g, z, approximate=ap, grad_input=o)  # noqa: E731
+        return fwd, bwd, "z"
+    if type(phi) is nn.Softplus:
+        b, t = phi.beta, phi.threshold
+        fwd = lambda z, o: _ATEN.softplus.out(z, b, t, out=o)  # noqa: E731
+        bwd = lambda g, z, y, o: _ATEN.softplus_backward.grad_input(g, z, b, t, grad_input=o)  # noqa: E731
+        return fwd, bwd, "z"
+    if type(phi) is nn.SiLU and not phi.inplace:
+        fwd = lambda z, o: _ATEN.silu.out(z, out=o)  # noqa: E731
+        return fwd, lambda g, z, y, o: _ATEN.silu_backward.grad_input(g, z, grad_input=o), "z"
+    if type(phi) is nn.Identity:
+        return (lambda z, o: o.copy_(z)), (lambda g, z, y, o: o.copy_(g)), ""
+    return None
+
+
 class _GroupedActivation(torch.autograd.Function):
     """Each run of members ``[s, e)`` through its own activation, in one autograd node.
 
     Slicing the stacked pre-activations per run and concatenating the results costs,
     in the backward pass, one zero-filled tensor of the full stacked size per run and
     layer (the gradient of a slice) plus a concatenation: more time than the
-    activations themselves. Here the forward writes each run's output into one
-    preallocated tensor and the backward writes each run's input gradient into
-    another, using PyTorch's own derivative of the activation on that run (so the
-    gradients are exactly those of the ungrouped network).
+    activations themselves. Here the forward writes each run's output straight into
+    one tensor (the kernels' ``out=`` forms) and the backward writes each run's input
+    gradient straight into another with the derivative kernel autograd would have
+    used (so the gradients are exactly those of the ungrouped network): no copies, no
+    autograd graph per run. An activation module without known kernels falls back to
+    its own autograd graph on its slice, copied into place.
     """
 
     @staticmethod
-    def forward(ctx, z: torch.Tensor, runs: list[tuple[int, int, nn.Module]]) -> torch.Tensor:
+    def forward(ctx, z: torch.Tensor, runs: list[tuple[int, int, nn.Module, Any]]) -> torch.Tensor:
         out = torch.empty_like(z)
-        graphs = []
-        if not ctx.needs_input_grad[0]:  # inference (probes, plots): no graph to keep
-            for s, e, phi in runs:
+        track = ctx.needs_input_grad[0]
+        graphs: list[Any] = []
+        for s, e, phi, kern in runs:
+            if kern is not None:
+                kern[0](z[s:e], out[s:e])
+                graphs.append(None)
+            elif not track:  # inference (probes, plots): no graph to keep
                 out[s:e] = phi(z[s:e])
-            return out
-        with torch.enable_grad():
-            for s, e, phi in runs:
-                zs = z[s:e].detach().requires_grad_(True)
-                a = phi(zs)
+            else:
+                with torch.enable_grad():
+                    zs = z[s:e].detach().requires_grad_(True)
+                    a = phi(zs)
                 out[s:e] = a.detach()
-                graphs.append((s, e, zs, a))
-        ctx.graphs = graphs
+                graphs.append((zs, a))
+        if track:
+            ctx.runs, ctx.graphs = runs, graphs
+            ctx.save_for_backward(z, out)
         return out
 
     @staticmethod
     def backward(ctx, grad_out: torch.Tensor):
+        z, y = ctx.saved_tensors
+        grad_out = grad_out.contiguous()
         grad_z = torch.empty_like(grad_out)
-        for s, e, zs, a in ctx.graphs:
-            (grad_z[s:e],) = torch.autograd.grad(a, zs, grad_out[s:e])
-        ctx.graphs = None
+        for (s, e, _, kern), graph in zip(ctx.runs, ctx.graphs, strict=True):
+            if kern is not None:
+                kern[1](grad_out[s:e], z[s:e], y[s:e], grad_z[s:e])
+            else:
+                zs, a = graph
+                (grad_z[s:e],) = torch.autograd.grad(a, zs, grad_out[s:e])
+        ctx.runs = ctx.graphs = None
         return grad_z, None
 
 
@@ -202,17 +265,18 @@ class EnsembleMLP(nn.Module):
                     )
                 )
         # Runs of consecutive members sharing an activation: one call per run.
-        self._runs: list[tuple[int, int, nn.Module]] = []
+        self._runs: list[tuple[int, int, nn.Module, Any]] = []
         for name, group in itertools.groupby(
             enumerate(m.activation for m in self.members), key=lambda t: t[1]
         ):
             idx = [i for i, _ in group]
-            self._runs.append((idx[0], idx[-1] + 1, activation_module(name)))
+            phi = activation_module(name)
+            self._runs.append((idx[0], idx[-1] + 1, phi, _kernels(phi)))
 
     @property
     def activation_runs(self) -> list[tuple[int, int, str]]:
         """``(start, stop, activation)`` for each run of consecutive members sharing an activation."""
-        return [(s, e, self.members[s].activation) for s, e, _ in self._runs]
+        return [(s, e, self.members[s].activation) for s, e, _, _ in self._runs]
 
     @property
     def size(self) -> int:

@@ -335,3 +335,57 @@ def test_members_grid_covers_biases_and_norms() -> None:
     assert {(m.bias, m.norm) for m in grid} == {
         (b, n) for b in (None, 0.1) for n in ("none", "layer")
     }
+
+
+# ---------------------------------------------------------------------------
+# The fused pieces of a step: grouped activations and the stacked optimiser
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_grouped_activation_is_bit_for_bit_each_module(dtype: torch.dtype) -> None:
+    """Every registry activation (and the identity) in one grouped node: outputs and input
+    gradients equal, exactly, those of the activation's own module on its members."""
+    from actlab.activations import names
+    from actlab.ensemble import _GroupedActivation, _kernels
+    from actlab.models import activation_module
+
+    acts = [*names(), "none"]
+    runs, start = [], 0
+    for i, name in enumerate(acts):
+        phi = activation_module(name)
+        assert _kernels(phi) is not None, name  # no activation of the course falls back
+        runs.append((start, start + 1 + i % 2, phi, _kernels(phi)))
+        start += 1 + i % 2
+    gen = torch.Generator().manual_seed(0)
+    z = (3 * torch.randn(start, 7, 5, generator=gen, dtype=dtype)).requires_grad_(True)
+    with torch.no_grad():
+        z[:, 0, :2] = 0.0  # the kinks, where the derivative is a convention
+    g = torch.randn(start, 7, 5, generator=gen, dtype=dtype)
+    out = _GroupedActivation.apply(z, runs)
+    (grad,) = torch.autograd.grad(out, z, g)
+    for s, e, phi, _ in runs:
+        zs = z.detach()[s:e].clone().requires_grad_(True)
+        ref = phi(zs)
+        (ref_grad,) = torch.autograd.grad(ref, zs, g[s:e])
+        assert torch.equal(out[s:e], ref), type(phi).__name__
+        assert torch.equal(grad[s:e], ref_grad), type(phi).__name__
+    with torch.no_grad():  # inference takes the same kernels
+        assert torch.equal(_GroupedActivation.apply(z, runs), out.detach())
+
+
+def test_grouped_activation_falls_back_for_other_modules() -> None:
+    """A module without known kernels (here Hardswish) runs through its own autograd graph."""
+    from actlab.ensemble import _GroupedActivation, _kernels
+
+    other, relu = torch.nn.Hardswish(), torch.nn.ReLU()
+    assert _kernels(other) is None
+    runs = [(0, 2, other, None), (2, 3, relu, _kernels(relu))]
+    z = torch.randn(3, 4, 6, dtype=torch.float64, requires_grad=True)
+    out = _GroupedActivation.apply(z, runs)
+    ref = torch.cat([other(z[:2]), relu(z[2:])])
+    torch.testing.assert_close(out, ref, rtol=0, atol=0)
+    g = torch.randn_like(z)
+    (grad,) = torch.autograd.grad(out, z, g)
+    (ref_grad,) = torch.autograd.grad(ref, z, g)
+    torch.testing.assert_close(grad, ref_grad, rtol=0, atol=0)
