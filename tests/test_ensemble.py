@@ -389,3 +389,34 @@ def test_grouped_activation_falls_back_for_other_modules() -> None:
     (grad,) = torch.autograd.grad(out, z, g)
     (ref_grad,) = torch.autograd.grad(ref, z, g)
     torch.testing.assert_close(grad, ref_grad, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("kind, momentum", [("adam", 0.0), ("sgd", 0.0), ("sgd", 0.9)])
+def test_fused_and_foreach_optimisers_agree(kind: str, momentum: float) -> None:
+    """The fused kernels (grouped by learning rate) and the foreach path give the same steps."""
+    from actlab.ensemble import _StackedOptimizer
+
+    lrs = torch.tensor([1e-2, 1e-2, 3e-3, 1e-2, 5e-2], dtype=torch.float64)
+    gen = torch.Generator().manual_seed(1)
+    shapes = [(5, 3, 4), (5, 1, 4), (5, 4, 1)]
+    runs = {}
+    for fused in (True, False):
+        params = [
+            torch.nn.Parameter(
+                torch.randn(s, generator=torch.Generator().manual_seed(7), dtype=torch.float64)
+            )
+            for s in shapes
+        ]
+        opt = _StackedOptimizer(params, lrs, kind=kind, momentum=momentum, fused=fused)
+        assert opt.fused is fused
+        for _ in range(4):
+            for p in params:
+                p.grad = torch.randn(p.shape, generator=gen, dtype=torch.float64)
+            opt.step()
+        runs[fused] = [p.detach().clone() for p in params]
+        gen = torch.Generator().manual_seed(1)
+    assert set(_StackedOptimizer(params, lrs).lr_runs) == {1e-2, 3e-3, 5e-2}
+    for a, b in zip(runs[True], runs[False], strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
+    with pytest.raises(ValueError, match="one learning rate per member"):
+        _StackedOptimizer(params, lrs[:3])
