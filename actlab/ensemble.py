@@ -619,7 +619,7 @@ def train_ensemble(
     device: torch.device | str | None = None,
     dtype: torch.dtype = torch.float32,
     progress: bool = True,
-    cpu_threads: int | None = 1,
+    cpu_threads: int | str | None = "auto",
     probe: Probe | None = None,
     probe_epochs: Iterable[int] = (),
 ) -> EnsembleResult:
@@ -642,10 +642,14 @@ def train_ensemble(
         dtype: parameter dtype (``torch.float64`` for exact comparisons in tests).
         progress: show a tqdm progress bar.
         cpu_threads: intra-op threads while training on the CPU (restored afterwards,
-            see :func:`actlab.device.cpu_threads`); ``None`` leaves PyTorch's setting alone. The default of 1 is deliberate:
-            at these sizes a second thread gains little, and when the machine's cores
-            are busy with other work, OpenMP threads waiting for each other made
-            training 5 to 10 times slower in our measurements (benchmarks/ENSEMBLE.md).
+            see :func:`actlab.device.cpu_threads`): a number, ``"auto"`` (the default:
+            one thread per usable core that other work is not already using, from the
+            process's CPU affinity and the machine's load, see
+            :func:`actlab.device.auto_threads`) or ``None`` to leave PyTorch's setting
+            alone. Busy cores get no thread: when the cores are busy with other work,
+            OpenMP threads waiting for each other made training 5 to 10 times slower in
+            our measurements (benchmarks/ENSEMBLE.md). The results do not depend on it:
+            a step's kernels give the same numbers on one thread or several.
         probe: ``probe(model, X)`` is called under ``torch.no_grad()`` at the start of each
             epoch in ``probe_epochs`` (the weights after that many epochs of updates) and,
             for ``num_epochs`` itself, after training; what it returns is kept in

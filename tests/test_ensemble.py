@@ -420,3 +420,16 @@ def test_fused_and_foreach_optimisers_agree(kind: str, momentum: float) -> None:
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-14)
     with pytest.raises(ValueError, match="one learning rate per member"):
         _StackedOptimizer(params, lrs[:3])
+
+
+def test_results_do_not_depend_on_the_thread_count() -> None:
+    """What train_ensemble's docstring promises for cpu_threads="auto": the same numbers."""
+    X, y = data(n=64)
+    members = members_grid(range(3), activations=("sigmoid", "relu", "gelu"), lrs=(1e-2,))
+    kw = dict(depth=DEPTH, width=32, num_epochs=5, device="cpu", progress=False)
+    one = train_ensemble(members, X, y, cpu_threads=1, **kw)
+    two = train_ensemble(members, X, y, cpu_threads=2, **kw)
+    assert one.device == "cpu (1 thread)" and two.device == "cpu (2 threads)"
+    np.testing.assert_array_equal(one.losses, two.losses)
+    for a, b in zip(one.model.params, two.model.params, strict=True):
+        assert torch.equal(a, b)
