@@ -70,6 +70,13 @@ def _parser() -> argparse.ArgumentParser:
         default=256,
         help="MiB a submission may write, working folder and /tmp together (default 256)",
     )
+    p_grade.add_argument(
+        "--cluster",
+        default=None,
+        metavar="ADDRESS",
+        help="grade on a Dask cluster: its scheduler (tcp://HOST:8786) or local:N "
+        "(N worker processes started here); --workers is then unused",
+    )
     p_grade.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     p_rep = sub.add_parser("report", help="rebuild grades.csv and the summary from the gradebook")
@@ -103,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wrote {kind}: {path}")
         return 0
 
+    from autograder.cluster import ClusterError
     from autograder.grade import grade
     from autograder.sandbox import Limits, SandboxUnavailable
 
@@ -130,7 +138,11 @@ def main(argv: list[str] | None = None) -> int:
             limits=limits,
             progress=not args.no_progress,
             force=args.force,
+            cluster=args.cluster,
         )
+    except ClusterError as exc:
+        print(f"autograder: cluster: {exc}", file=sys.stderr)
+        return 2
     except SandboxUnavailable as exc:
         print(f"autograder: refusing to grade: {exc}", file=sys.stderr)
         return 2

@@ -209,6 +209,7 @@ def grade(
     limits: Limits | None = None,
     progress: bool = True,
     force: bool = False,
+    cluster: str | None = None,
 ) -> GradeRun:
     """Grade every submission of ``assignment`` found in ``submissions``.
 
@@ -223,6 +224,8 @@ def grade(
         limits: resource limits per submission.
         progress: show a progress bar.
         force: grade again even what the journal says is graded and unchanged.
+        cluster: a Dask scheduler (``tcp://HOST:8786``) or ``local:N`` (N worker
+            processes here) to grade on instead of this machine's worker processes.
     """
     tool_env()
     course_root = Path(course_root).resolve()
@@ -238,10 +241,17 @@ def grade(
     scratch = Path(tempfile.mkdtemp(prefix="ag-"))
     (scratch / "owner.pid").write_text(str(os.getpid()))
     run = GradeRun(out=out, db_url=db_url)
-    # Start the workers now: they import nbgrader while this process prepares the batch.
-    pool = _new_pool(workers)
-    for _ in range(workers):
-        pool.submit(_warm)
+    client = dask_cluster = pool = None
+    if cluster:
+        from autograder.cluster import connect, course_version, run_tasks, task_for
+
+        client, dask_cluster = connect(cluster)
+        version = course_version(course_root)
+    else:
+        # Start the workers now: they import nbgrader while this process prepares the batch.
+        pool = _new_pool(workers)
+        for _ in range(workers):
+            pool.submit(_warm)
     try:
         hide = [
             course_root,
@@ -254,8 +264,11 @@ def grade(
         kernel_env = {
             v: "1" for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
         }
-        spec = make_spec(limits, hide=hide, unsafe=unsafe, env=kernel_env)
-        kernel_dirs = write_kernel_spec(spec, scratch / "spec")
+        if client is None:
+            spec = make_spec(limits, hide=hide, unsafe=unsafe, env=kernel_env)
+            kernel_dirs = write_kernel_spec(spec, scratch / "spec")
+        else:
+            kernel_dirs = scratch / "spec"  # each worker checks for and builds its own sandbox
         template = scratch / "template"
         make_template(course_root, assignment, template, config)
         fresh = out / "gradebook.db"
@@ -305,12 +318,21 @@ def grade(
                     sandboxed=not unsafe,
                 )
             )
-        for result in _run_jobs(jobs, workers, progress, pool):
+        if client is None:
+            results = _run_jobs(jobs, workers, progress, pool)
+        else:
+            extra = [str(out), str(submissions if submissions.is_dir() else submissions.parent)]
+            tasks = [task_for(job, version, course_root, unsafe, extra) for job in jobs]
+            results = run_tasks(client, tasks, out, progress)
+        for result in results:
             merge_result(db_url, result)
             _write_json(journal_path(out, assignment, result["student"]), result)
             run.results.append(result)
     finally:
-        pool.shutdown(cancel_futures=True)
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+        if client is not None:
+            _close_quietly(client, dask_cluster)
         shutil.rmtree(scratch, ignore_errors=True)
 
     from autograder.report import write_reports
@@ -318,6 +340,20 @@ def grade(
     write_reports(out, db_url)
     run.results.sort(key=lambda r: r["student"])
     return run
+
+
+def _close_quietly(client: Any, dask_cluster: Any) -> None:
+    """Close the Dask client (and a LocalCluster this command started), even without a scheduler."""
+    import logging
+
+    logging.getLogger("distributed").setLevel(logging.CRITICAL)
+    for thing in (client, dask_cluster):
+        if thing is None:
+            continue
+        try:
+            thing.close(timeout=10) if thing is client else thing.close()
+        except Exception:  # noqa: BLE001  (a lost scheduler makes closing fail too)
+            pass
 
 
 def _init_worker() -> None:
