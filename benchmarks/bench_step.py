@@ -1,82 +1,104 @@
 """One training step of the batched ensemble against its matrix-product floor (chapter 3's network).
 
-For each shape the script times, on one CPU thread unless told otherwise:
+For each shape the script times:
 
 * floor: the step's matrix products alone (per layer the forward ``baddbmm`` and
   the backward ``bmm`` for the weight gradient and for the input gradient), on
   tensors of the same shapes;
 * step: a full step of ``actlab.ensemble`` (forward, MSE, backward, Adam) for
-  members split evenly over sigmoid, ReLU, Leaky ReLU and GELU.
+  members split evenly over sigmoid, ReLU, Leaky ReLU and GELU;
+* before (with ``--before REV``): the same step with ``actlab/ensemble.py`` as it
+  was at git revision REV, loaded beside the current one.
 
-Each figure is the minimum over blocks of 20 steps of the process's CPU time per
-step (CPU time rather than wall time, so that other work on the machine inflates
-it less). The profile breaks the step of the default shape down by operator.
+The floor, the step and the earlier step are timed in interleaved blocks (floor,
+step, before, floor, step, ...), so that load from other work falls on all of them
+alike; each figure is the minimum over the blocks of the time per step. On the CPU
+the time is the process's CPU time (other work on the machine inflates it less than
+wall time); on a GPU it is wall time with the device synchronised.
+
+It also prints the profile of one step of the default shape by operator, where
+batching stops paying (the member count after which the time per member no longer
+falls by 10 %), the memory one member's step needs (measured) and the largest
+ensemble that fits in this machine's memory, and writes the scaling plot.
 
 Usage (record the printed tables in benchmarks/ENSEMBLE.md)::
 
-    .venv/bin/python benchmarks/bench_step.py
-    .venv/bin/python benchmarks/bench_step.py --threads 2
+    .venv/bin/python benchmarks/bench_step.py --before ad1d9e4 --plot benchmarks/ENSEMBLE_scaling.png
+    .venv/bin/python benchmarks/bench_step.py --threads 1,2 --members 20 --widths 64
     .venv/bin/python benchmarks/bench_step.py --device cuda
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
+import resource
+import subprocess
+import sys
+import tempfile
 import time
 from collections import defaultdict
+from pathlib import Path
+from types import ModuleType
 
 import torch
 
+from actlab import ensemble as current
 from actlab.data import noisy_sine
-from actlab.device import Stopwatch, describe_device, get_device
-from actlab.ensemble import EnsembleMLP, Member, _loss_per_member, _StackedOptimizer
+from actlab.device import describe_device, get_device
 
 ACTIVATIONS = ("sigmoid", "relu", "leaky_relu", "gelu")
 DEPTH, N = 10, 200
+ROOT = Path(__file__).resolve().parent.parent
 
 
-def members(e: int) -> list[Member]:
-    return [Member(seed=i, activation=ACTIVATIONS[i * len(ACTIVATIONS) // e]) for i in range(e)]
+def load_revision(rev: str) -> ModuleType:
+    """``actlab/ensemble.py`` as it was at git revision ``rev``, imported as its own module."""
+    try:
+        src = subprocess.run(
+            ["git", "-C", str(ROOT), "show", f"{rev}:actlab/ensemble.py"],
+            check=True, capture_output=True, text=True,
+        ).stdout  # fmt: skip
+    except (OSError, subprocess.CalledProcessError) as err:
+        raise SystemExit(f"cannot read actlab/ensemble.py at {rev!r}: {err}") from None
+    path = Path(tempfile.mkdtemp()) / f"ensemble_{rev}.py"
+    path.write_text(src)
+    spec = importlib.util.spec_from_file_location(f"ensemble_{rev}", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
 
 
-def per_step(fn, device: torch.device, blocks: int = 5, steps: int = 20) -> float:
-    """Minimum over blocks of the time per call, in ms (CPU time on the CPU, wall on a GPU)."""
-    for _ in range(3):
-        fn()
-    best = float("inf")
-    for _ in range(blocks):
-        if device.type == "cpu":
-            start = time.process_time()
-            for _ in range(steps):
-                fn()
-            best = min(best, (time.process_time() - start) / steps)
-        else:
-            with Stopwatch(device) as sw:
-                for _ in range(steps):
-                    fn()
-            best = min(best, sw.seconds / steps)
-    return best * 1e3
-
-
-def setup(e: int, width: int, device: torch.device):
+def make_step(lib: ModuleType, e: int, width: int, device: torch.device):
+    """One training step of ``lib``'s ensemble of ``e`` members, and the model."""
     X, y = noisy_sine(N, 0.1, seed=0)
     Xt = torch.tensor(X, dtype=torch.float32, device=device)
     yt = torch.tensor(y, dtype=torch.float32, device=device)
-    model = EnsembleMLP(members(e), 1, width, DEPTH, 1).to(device)
-    opt = _StackedOptimizer(model.params, torch.full((e,), 1e-3, device=device))
+    members = [
+        lib.Member(seed=i, activation=ACTIVATIONS[i * len(ACTIVATIONS) // e]) for i in range(e)
+    ]
+    model = lib.EnsembleMLP(members, 1, width, DEPTH, 1).to(device)
+    opt = lib._StackedOptimizer(model.params, torch.full((e,), 1e-3, device=device))
 
     def step() -> None:
         for p in model.params:
             p.grad = None
-        _loss_per_member(model(Xt), yt, "mse").sum().backward()
+        lib._loss_per_member(model(Xt), yt, "mse").sum().backward()
         opt.step()
 
+    return step, model
+
+
+def make_floor(model, e: int, width: int, device: torch.device):
+    """The step's matrix products alone, on tensors of the step's shapes."""
     Ws = [w.detach() for w in model.weights]
     bs = [b.detach() for b in model.biases]
-    hs = [Xt.expand(e, N, 1).contiguous()]
-    hs += [torch.randn(e, N, width, device=device) for _ in range(DEPTH)]
-    gs = [torch.randn(e, N, w.shape[2], device=device) for w in Ws]
+    gen = torch.Generator().manual_seed(0)
+    hs = [torch.rand(e, N, 1, generator=gen).to(device)]
+    hs += [torch.randn(e, N, width, generator=gen).to(device) for _ in range(DEPTH)]
+    gs = [torch.randn(e, N, w.shape[2], generator=gen).to(device) for w in Ws]
 
     def floor() -> None:
         for k, W in enumerate(Ws):
@@ -85,17 +107,44 @@ def setup(e: int, width: int, device: torch.device):
             if k > 0:
                 torch.bmm(gs[k], W.transpose(1, 2))
 
-    return step, floor
+    return floor
 
 
-def row(e: int, width: int, device: torch.device) -> str:
-    step, floor = setup(e, width, device)
-    f, s = per_step(floor, device), per_step(step, device)
-    return f"| {e} | {width} | {f:.2f} | {s:.2f} | {s / f:.2f} | {s / e:.3f} |"
+def interleaved(fns: dict, device: torch.device, blocks: int, budget_s: float) -> dict[str, float]:
+    """Minimum over ``blocks`` interleaved blocks of each function's time per call, in ms."""
+    clock = time.process_time if device.type == "cpu" else time.perf_counter
+    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
+    calls = {}
+    for name, fn in fns.items():  # warm up; size the blocks to about budget_s each
+        for _ in range(2):
+            fn()
+        sync()
+        start = clock()
+        fn()
+        sync()
+        calls[name] = max(3, min(50, int(budget_s / max(clock() - start, 1e-6))))
+    best = dict.fromkeys(fns, float("inf"))
+    for _ in range(blocks):
+        for name, fn in fns.items():
+            sync()
+            start = clock()
+            for _ in range(calls[name]):
+                fn()
+            sync()
+            best[name] = min(best[name], (clock() - start) / calls[name] * 1e3)
+    return best
 
 
-def profile(e: int, width: int, device: torch.device) -> None:
-    step, _ = setup(e, width, device)
+def measure(e: int, width: int, device, before, blocks: int, budget_s: float) -> dict[str, float]:
+    step, model = make_step(current, e, width, device)
+    fns = {"floor": make_floor(model, e, width, device), "step": step}
+    if before is not None:
+        fns["before"] = make_step(before, e, width, device)[0]
+    return interleaved(fns, device, blocks, budget_s)
+
+
+def profile(e: int, width: int, device: torch.device) -> list[tuple[str, float]]:
+    step, _ = make_step(current, e, width, device)
     for _ in range(3):
         step()
     with torch.profiler.profile() as prof:
@@ -108,45 +157,202 @@ def profile(e: int, width: int, device: torch.device) -> None:
             kind = "matrix products (bmm, baddbmm)"
         elif any(a in name for a in ("sigmoid", "relu", "gelu", "threshold", "clamp")):
             kind = "activations, forward and backward"
-        elif any(a in name for a in ("lerp", "sqrt", "_foreach", "addcmul")):
+        elif any(a in name for a in ("lerp", "sqrt", "_foreach", "addcmul", "_fused")):
             kind = "optimiser"
         elif any(a in name for a in ("copy", "cat", "fill", "empty", "slice")):
             kind = "copies and allocation"
         elif name.startswith("aten::"):
-            kind = "other aten (loss, sums, views)"
+            kind = "other aten (loss, bias sums, views)"
+        elif name.startswith("_GroupedActivation"):
+            kind = "grouped activation node (Python)"
         else:
             continue  # autograd wrappers: their time is in the aten ops they call
         groups[kind] += ev.self_cpu_time_total / 20 / 1e3
-    total = sum(groups.values())
-    print(f"\nprofile of one step, {e} members x width {width} (ms of CPU time per step):\n")
-    print("| part | ms | share |")
-    print("| --- | ---: | ---: |")
-    for kind, ms in sorted(groups.items(), key=lambda kv: -kv[1]):
-        print(f"| {kind} | {ms:.2f} | {ms / total:.0%} |")
+    return sorted(groups.items(), key=lambda kv: -kv[1])
+
+
+def _peak_bytes(device: torch.device) -> int:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device)
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+
+
+def _available_bytes(device: torch.device) -> int:
+    if device.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(device)
+        return free
+    with open("/proc/meminfo") as f:
+        info = {line.split(":")[0]: int(line.split()[1]) * 1024 for line in f}
+    return info["MemAvailable"]
+
+
+def peak_of_step(e: int, width: int, device: torch.device) -> int:
+    """Peak memory (bytes) of a process that builds ``e`` members and trains them two steps."""
+    step, _ = make_step(current, e, width, device)
+    for _ in range(2):
+        step()
+    return _peak_bytes(device)
+
+
+def memory_per_member(width: int, device: torch.device) -> tuple[float, tuple[int, int]]:
+    """Bytes one member's training step needs: growth of the peak between two ensemble sizes.
+
+    Each size runs in a fresh process (a process's peak never falls); the sizes keep
+    the larger run near 1 GiB.
+    """
+    lo = max(4, int(2**30 / 3 / (16 * (DEPTH * width * width + 3 * DEPTH * N * width))))
+    sizes = (lo, 3 * lo)
+    peaks = []
+    for e in sizes:
+        cmd = [sys.executable, __file__, "--device", device.type, "--peak-of", f"{e},{width}"]
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+        peaks.append(int(out.split()[-1]))
+    return (peaks[1] - peaks[0]) / (sizes[1] - sizes[0]), sizes
+
+
+def stops_paying(rows: list[tuple[int, float]]) -> int:
+    """The member count after which the time per member falls by less than 10 % (rows sorted)."""
+    for (e0, t0), (_, t1) in zip(rows, rows[1:], strict=False):
+        if t1 / t0 > 0.9:
+            return e0
+    return rows[-1][0]
+
+
+def plot(path: str, by_members, by_width, label: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4))
+    es = [r[0] for r in by_members]
+    ax = axes[0]
+    ax.loglog(es, [r[2]["step"] for r in by_members], "o-", label="step")
+    ax.loglog(es, [r[2]["floor"] for r in by_members], "s--", label="matrix-product floor")
+    if "before" in by_members[0][2]:
+        ax.loglog(es, [r[2]["before"] for r in by_members], "^:", label="step, before")
+    ax.set(xlabel="members (width 64)", ylabel="ms per step", title="time per step")
+    ax.legend()
+    ax = axes[1]
+    ax.semilogx(es, [r[2]["step"] / r[0] for r in by_members], "o-", label="step")
+    ax.semilogx(es, [r[2]["floor"] / r[0] for r in by_members], "s--", label="floor")
+    ax.set(xlabel="members (width 64)", ylabel="ms per member and step", title="per member")
+    ax.set_ylim(bottom=0)
+    ax = axes[2]
+    ws = [r[1] for r in by_width]
+    ax.loglog(ws, [r[2]["step"] for r in by_width], "o-", label="step")
+    ax.loglog(ws, [r[2]["floor"] for r in by_width], "s--", label="floor")
+    if "before" in by_width[0][2]:
+        ax.loglog(ws, [r[2]["before"] for r in by_width], "^:", label="step, before")
+    ax.set(xlabel="width (20 members)", ylabel="ms per step", title="against width")
+    ax.legend()
+    from matplotlib.ticker import ScalarFormatter
+
+    for ax in axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            axis.set_major_formatter(ScalarFormatter())
+            axis.set_minor_formatter(ScalarFormatter() if axis is ax.yaxis else "")
+    fig.suptitle(f"one training step of 10 hidden layers, 200 points, Adam: {label}")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+def _ints(text: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"expected comma-separated integers, got {text!r}"
+        ) from None
+    if any(v < 1 for v in values):
+        raise argparse.ArgumentTypeError(f"expected positive integers, got {text!r}")
+    return values
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--device", default=None)
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--members", default="1,5,20,50,100,200")
-    parser.add_argument("--widths", default="16,32,64,128,256")
+    parser.add_argument("--device", default=None, help="cpu, cuda or mps (default: get_device())")
+    parser.add_argument("--threads", type=_ints, default=[1], help="CPU thread counts, e.g. 1,2")
+    parser.add_argument("--members", type=_ints, default=[1, 2, 5, 10, 20, 50, 100, 200])
+    parser.add_argument("--widths", type=_ints, default=[16, 32, 64, 128, 256])
+    parser.add_argument("--before", default=None, help="git revision of the trainer to compare")
+    parser.add_argument("--blocks", type=int, default=5, help="interleaved blocks per figure")
+    parser.add_argument("--block-seconds", type=float, default=0.3, help="length of a block")
+    parser.add_argument("--plot", default=None, help="write the scaling plot to this PNG")
+    parser.add_argument("--peak-of", type=_ints, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
     device = get_device(args.device)
-    load = os.getloadavg()[0]
-    print(f"date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; {describe_device(device)}; "
-          f"torch {torch.__version__}; load average {load:.2f}")  # fmt: skip
-    print(f"network: {DEPTH} hidden layers, {N} points, full batch, Adam, MSE\n")
-    print("| members | width | floor (ms) | step (ms) | step / floor | ms per member |")
-    print("| ---: | ---: | ---: | ---: | ---: | ---: |")
-    for e in [int(v) for v in args.members.split(",")]:
-        print(row(e, 64, device), flush=True)
-    for w in [int(v) for v in args.widths.split(",")]:
-        if w != 64:
-            print(row(20, w, device), flush=True)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda: no CUDA device is available here")
+    if args.peak_of:  # one measurement of memory_per_member, in its own process
+        torch.set_num_threads(1)
+        print(peak_of_step(*args.peak_of, device))
+        return
+    before = load_revision(args.before) if args.before else None
+    cols = ["floor (ms)", "step (ms)", "step / floor", "ms per member"]
+    if before is not None:
+        cols += [f"step at {args.before} (ms)", "its step / floor"]
+
+    def line(e: int, w: int, t: dict[str, float]) -> str:
+        cells = [f"{t['floor']:.2f}", f"{t['step']:.2f}", f"{t['step'] / t['floor']:.2f}",
+                 f"{t['step'] / e:.3f}"]  # fmt: skip
+        if "before" in t:
+            cells += [f"{t['before']:.2f}", f"{t['before'] / t['floor']:.2f}"]
+        return f"| {threads} | {e} | {w} | " + " | ".join(cells) + " |"
+
+    print(f"date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; torch {torch.__version__}; "
+          f"{os.cpu_count()} CPUs; load average {os.getloadavg()[0]:.2f}")  # fmt: skip
+    print(f"network: {DEPTH} hidden layers, {N} points, full batch, Adam, MSE; members split over "
+          f"{', '.join(ACTIVATIONS)}; min of {args.blocks} interleaved blocks\n")  # fmt: skip
+    print("| threads | members | width | " + " | ".join(cols) + " |")
+    print("| ---: " * (3 + len(cols)) + "|")
+    by_members, by_width = [], []
+    for threads in args.threads if device.type == "cpu" else [torch.get_num_threads()]:
+        torch.set_num_threads(threads)
+        for e in args.members:
+            t = measure(e, 64, device, before, args.blocks, args.block_seconds)
+            by_members.append((e, 64, t))
+            print(line(e, 64, t), flush=True)
+        for w in args.widths:
+            if w != 64 or 20 not in args.members:
+                t = measure(20, w, device, before, args.blocks, args.block_seconds)
+            else:
+                t = next(r[2] for r in by_members if r[0] == 20)
+            by_width.append((20, w, t))
+            if w != 64 or 20 not in args.members:
+                print(line(20, w, t), flush=True)
+    torch.set_num_threads(args.threads[0])
+    where = describe_device(device)
+    print(f"\ndevice: {where}; load average at the end of the table: {os.getloadavg()[0]:.2f}")
+
+    one = [(e, t["step"] / e) for e, _, t in by_members[: len(args.members)]]
+    if len(one) > 1:
+        print(f"\nbatching stops paying after {stops_paying(one)} members "
+              "(the time per member falls by less than 10 % beyond)")  # fmt: skip
+    print("\nmemory of a training step, per member (growth of the peak between two sizes):\n")
+    print("| width | sizes | MiB per member | available now (GiB) | largest ensemble that fits |")
+    print("| ---: | ---: | ---: | ---: | ---: |")
+    for w in sorted({64, max(args.widths)}):
+        per, sizes = memory_per_member(w, device)
+        avail = _available_bytes(device)
+        fits = int(avail // per) if per > 0 else 0
+        print(f"| {w} | {sizes[0]}, {sizes[1]} | {per / 2**20:.2f} | {avail / 2**30:.1f} | {fits} |",
+              flush=True)  # fmt: skip
+
     if device.type == "cpu":
-        profile(20, 64, device)
+        e0 = 20 if 20 in args.members else args.members[0]
+        parts = profile(e0, 64, device)
+        total = sum(ms for _, ms in parts)
+        print(f"\nprofile of one step, {e0} members x width 64 (ms of CPU time per step, "
+              "torch.profiler, which adds its own overhead):\n")  # fmt: skip
+        print("| part | ms | share |")
+        print("| --- | ---: | ---: |")
+        for kind, ms in parts:
+            print(f"| {kind} | {ms:.2f} | {ms / total:.0%} |")
+    if args.plot and len(by_members) > 1 and len(by_width) > 1:
+        n = len(args.members)
+        plot(args.plot, by_members[:n], by_width[: len(args.widths)], where)
+        print(f"\nplot: {args.plot}")
     print(f"\nload average at the end: {os.getloadavg()[0]:.2f}")
 
 
