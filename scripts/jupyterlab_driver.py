@@ -19,6 +19,7 @@ recorded.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
 import secrets
@@ -107,6 +108,7 @@ class LabServer:
         ]
         if hasattr(os, "geteuid") and os.geteuid() == 0:  # containers and CI often run as root
             cmd.append("--allow-root")
+        atexit.register(self.stop)  # also when a run is cut short
         log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
             cmd,
@@ -265,8 +267,8 @@ class Lab:
     def open(self, path: str, factory: str = "Notebook", timeout: float = 120.0) -> None:
         """Open ``path`` with a document factory and wait for its kernel to be idle."""
         self.page.evaluate(
-            "([path, factory]) => window.jupyterapp.commands.execute("
-            "'docmanager:open', {path, factory})",
+            "([path, factory]) => { window.jupyterapp.commands.execute("
+            "'docmanager:open', {path, factory}); }",
             [path, factory],
         )
         self.page.wait_for_function(
@@ -286,7 +288,10 @@ class Lab:
     def run_all(self, path: str, timeout: float = 300.0) -> dict:
         """Run All on the document's notebook; return its cells' final state."""
         self.activate(path)
-        self.page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+        # (commands answer with promises that may wait on a dialog: never await them)
+        self.page.evaluate(
+            "() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }"
+        )
         # every code cell gets a count (or the run stops at an error), kernel idle again
         self.page.wait_for_function(
             """path => { const s = window.__lab.state(path);
@@ -303,16 +308,17 @@ class Lab:
         """Close the tab and shut its kernel down."""
         self.activate(path)
         self.page.evaluate(
-            "() => window.jupyterapp.commands.execute('notebook:close-and-shutdown')"
+            "() => { window.jupyterapp.commands.execute('notebook:close-and-shutdown'); }"
         )
-        with contextlib.suppress(Exception):
-            self.page.wait_for_function(
-                "path => window.__lab.panel(path) === null", arg=path, timeout=30_000
-            )
-        # a dialog may ask to confirm; accept it
-        ok = self.page.locator(".jp-Dialog .jp-mod-accept")
-        if ok.count():
-            ok.first.click()
+        # JupyterLab asks to confirm the shutdown: accept, as a user would
+        deadline = time.monotonic() + 60
+        while self.page.evaluate("path => window.__lab.panel(path) !== null", path):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{path} did not close")
+            ok = self.page.locator(".jp-Dialog .jp-mod-accept")
+            if ok.count():
+                ok.first.click()
+            self.page.wait_for_timeout(100)
 
     def panel(self, path: str):
         """The notebook panel's DOM node, for locators."""
