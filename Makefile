@@ -12,11 +12,12 @@ TORCH_PIN := torch==2.13.0
 # nbgrader shells out to `alembic` and the book to `jupyter`: use the venv's.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: all env js book test test-fast lint release system clean help
+.PHONY: all env js book test test-fast lint release system clean help lab
 
 help:
 	@echo "make book     build the executed book into _build/html (strict, cached)"
 	@echo "make test     everything: lint, library, notebooks, autograder, book, browser"
+	@echo "make lab      JupyterLab at the repository root: exercises/ and book/ chapters as notebooks"
 	@echo "make release  regenerate exercises/ from solutions/ with nbgrader"
 	@echo "make clean    remove build output (keeps the venv)"
 
@@ -52,6 +53,12 @@ system:
 # ACTLAB_STATIC makes explorers render their static (HTML-surviving) view.
 book: env js
 	ACTLAB_STATIC=1 $(BIN)/jupyter-book build . -W -n --keep-going
+
+# The course in JupyterLab from its environment: exercises/ (graded notebooks, with
+# nbgrader's Validate button) and book/ (chapters; right-click > Open With >
+# Jupytext Notebook) in the file browser. Live explorers need no ACTLAB_STATIC.
+lab: env
+	env -u ACTLAB_STATIC $(BIN)/jupyter lab --ServerApp.root_dir="$(CURDIR)"
 
 release: env
 	$(BIN)/python -m autograder release
