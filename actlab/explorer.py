@@ -411,7 +411,7 @@ class _LiveView:
             explorer.frame(self.wanted)
         else:
             _RENDERER.attach(self.shell)
-            with _RENDERER.exclusive():
+            with _RENDERER.exclusive(), _RandomStateKept():
                 explorer.frame(self.wanted)
         self.image = widgets.HTML(explorer.frame_html(self.wanted))
         self.text = widgets.HTML(explorer.frame_text_html(self.wanted))
