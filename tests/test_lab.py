@@ -14,8 +14,12 @@ benchmarks/EXPLORERS.md for them).
 from __future__ import annotations
 
 import json
+import os
+import re
+import shutil
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from conftest import ROOT, assignments
@@ -28,6 +32,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.xdist_group("la
 ASSIGNMENTS = assignments()
 JUPYTEXT_CHAPTER = "book/ch01_linear_collapse.md"  # the quickest chapter to execute
 VALIDATED = "ch05_hinges"  # the quickest graded notebook to validate
+DOWNLOADED = "book/ch05_hinges"  # a chapter page whose .ipynb download is run
+SITE = Path(os.environ.get("ACTLAB_SITE", ROOT / "_build" / "html"))  # the built book
 
 
 def notebook(folder: str, name: str) -> str:
@@ -58,6 +64,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[jl.Lab]:
     try:
         with jl.chromium() as browser:
             page = jl.Lab(browser, server)
+            page.course = course  # type: ignore[attr-defined]
             yield page
             page.close()
             assert not page.blocked, f"JupyterLab asked for remote resources: {page.blocked}"
@@ -159,3 +166,26 @@ def test_a_chapter_opens_through_jupytext_as_a_notebook_and_runs(lab: jl.Lab) ->
     assert_no_errors(state, JUPYTEXT_CHAPTER)
     check_explorers_respond(lab, JUPYTEXT_CHAPTER, 1)
     lab.close_document(JUPYTEXT_CHAPTER)
+
+
+@pytest.mark.book
+def test_a_chapter_downloaded_from_its_built_page_runs_in_jupyterlab(lab: jl.Lab) -> None:
+    page = SITE / f"{DOWNLOADED}.html"
+    if not page.exists():
+        pytest.fail("_build/html is missing: run `make book` first (make test does)")
+    # the theme's download menu links the notebook converted at build time
+    links = re.findall(r'href="([^"]+\.ipynb)"', page.read_text())
+    assert links, f"{page.name} offers no .ipynb download"
+    notebook_file = (page.parent / links[0]).resolve()
+    assert notebook_file.is_file(), f"the download link {links[0]} leads nowhere"
+    nb = json.loads(notebook_file.read_text())
+    assert nb["nbformat"] == 4 and len(nb["cells"]) > 5
+    dest = lab.course / "downloads" / notebook_file.name  # type: ignore[attr-defined]
+    dest.parent.mkdir(exist_ok=True)
+    shutil.copy(notebook_file, dest)
+    path = f"downloads/{notebook_file.name}"
+    lab.open(path)
+    state = lab.run_all(path, timeout=600)
+    assert_no_errors(state, path)
+    check_explorers_respond(lab, path, 1)
+    lab.close_document(path)
