@@ -101,7 +101,8 @@ def main() -> None:
         lab.close()
     print()
     print(
-        f"{platform.node()} {platform.processor() or platform.machine()}, think {args.think} s, {args.changes} changes"
+        f"{platform.node()} {platform.processor() or platform.machine()}, think {args.think} s, "
+        f"settle {args.settle} s, {args.changes} changes"
     )
     print("| notebook | explorer | controls | p50 ms | p95 ms | min ms | max ms | Run All s |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
