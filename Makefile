@@ -58,7 +58,8 @@ book: env js
 # nbgrader's Validate button) and book/ (chapters; right-click > Open With >
 # Jupytext Notebook) in the file browser. Live explorers need no ACTLAB_STATIC.
 lab: env
-	env -u ACTLAB_STATIC $(BIN)/jupyter lab --ServerApp.root_dir="$(CURDIR)"
+	env -u ACTLAB_STATIC $(BIN)/jupyter lab --ServerApp.root_dir="$(CURDIR)" \
+	  $(if $(filter 0,$(shell id -u)),--allow-root)
 
 release: env
 	$(BIN)/python -m autograder release
