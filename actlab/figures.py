@@ -65,6 +65,12 @@ CYCLE_LINESTYLES = ("-", "--", "-.", ":", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 1)), 
 SEQUENTIAL_CMAP = "viridis"
 
 
+def line_style(i: int) -> dict[str, Any]:
+    """Colour and line style of curve ``i``: distinct pairs for the first 49 curves of a panel."""
+    n = len(CYCLE_COLOURS)
+    return {"color": CYCLE_COLOURS[i % n], "linestyle": CYCLE_LINESTYLES[(i + i // n) % n]}
+
+
 def use_style() -> None:
     """Install the course's matplotlib style: Okabe–Ito colours, distinct line styles, white background."""
     mpl.rcParams["axes.prop_cycle"] = cycler(color=CYCLE_COLOURS) + cycler(
@@ -109,31 +115,48 @@ def _is_colorbar(ax: Axes) -> bool:
     return getattr(ax, "_colorbar", None) is not None or ax.get_label() == "<colorbar>"
 
 
+def _axis_part(ax: Axes, axis: str) -> str | None:
+    """``'label' from a to b`` for one axis, or None for a bare axis (no label, no ticks)."""
+    label = _clean(ax.get_xlabel() if axis == "x" else ax.get_ylabel())
+    ticks = ax.get_xticks() if axis == "x" else ax.get_yticks()
+    if not label and len(ticks) == 0:
+        return None
+    log = (ax.get_xscale() if axis == "x" else ax.get_yscale()) == "log"
+    return _axis_text(label, _extent(ax, axis), log)
+
+
+def _kind(ax: Axes) -> str:
+    if ax.get_images():
+        return "heatmap"
+    if ax.patches and not ax.lines:
+        return "histogram or bars"
+    if ax.collections and not ax.lines:
+        return "scatter or filled plot"
+    return "plot"
+
+
 def describe_axes(ax: Axes) -> str:
     """One sentence on one panel: its title, what is plotted against what, and the named curves."""
-    parts: list[str] = []
     title = _clean(ax.get_title())
-    images = ax.get_images()
-    if images:
-        kind = "heatmap"
-    elif ax.patches and not ax.lines:
-        kind = "histogram or bars"
-    elif ax.collections and not ax.lines:
-        kind = "scatter or filled plot"
-    else:
-        kind = "plot"
-    head = f"{kind} '{title}'" if title else kind
-    x = _axis_text(_clean(ax.get_xlabel()), _extent(ax, "x"), ax.get_xscale() == "log")
-    y = _axis_text(_clean(ax.get_ylabel()), _extent(ax, "y"), ax.get_yscale() == "log")
-    parts.append(f"{head}: vertical {y}, horizontal {x}")
+    head = f"{_kind(ax)} '{title}'" if title else _kind(ax)
+    axes = [
+        f"{side} {part}"
+        for side, part in (("vertical", _axis_part(ax, "y")), ("horizontal", _axis_part(ax, "x")))
+        if part
+    ]
+    parts = [f"{head}: {', '.join(axes)}" if axes else head]
     _, labels = ax.get_legend_handles_labels()
     labels = [_clean(lab) for lab in labels if lab and not lab.startswith("_")]
     if labels:
         parts.append("shows " + ", ".join(dict.fromkeys(labels)))
-    elif ax.lines and not images:
+    elif 0 < len(ax.lines) <= 8 and not ax.get_images():
         n = len(ax.lines)
-        parts.append(f"{n} line{'s' if n != 1 else ''}")
+        parts.append(f"{n} unlabelled line{'s' if n != 1 else ''}")
     return "; ".join(parts)
+
+
+#: Above this many panels a figure is described by its grid and panel titles only.
+MAX_DETAILED_PANELS = 4
 
 
 def describe_figure(fig: Figure) -> str:
@@ -147,9 +170,23 @@ def describe_figure(fig: Figure) -> str:
         bits.append("A figure with no axes.")
     elif len(panels) == 1:
         bits.append(describe_axes(panels[0]).capitalize() + ".")
-    else:
+    elif len(panels) <= MAX_DETAILED_PANELS:
         bits.append(f"{len(panels)} panels.")
         bits += [f"Panel {i}: {describe_axes(ax)}." for i, ax in enumerate(panels, 1)]
+    else:
+        spec = panels[0].get_subplotspec()
+        grid = ""
+        if spec is not None:
+            rows, cols = spec.get_gridspec().get_geometry()
+            grid = f" in {rows} rows of {cols}"
+        titles = [_clean(ax.get_title()) for ax in panels]
+        named = ", ".join(f"'{t}'" for t in titles if t)
+        bits.append(
+            f"{len(panels)} {_kind(panels[0])} panels{grid}" + (f": {named}." if named else ".")
+        )
+        shared = {describe_axes(ax).split(": ", 1)[-1] for ax in panels if _axis_part(ax, "x")}
+        if len(shared) == 1:
+            bits.append(f"Each panel: {shared.pop()}.")
     return " ".join(bits)
 
 
@@ -260,6 +297,7 @@ __all__: Sequence[str] = (
     "describe_axes",
     "describe_figure",
     "img_tag",
+    "line_style",
     "png_bytes",
     "show",
     "use_style",

@@ -8,9 +8,12 @@ from matplotlib.axes import Axes
 from torch import nn
 
 from actlab.device import cpu_threads
+from actlab.figures import OKABE_ITO
 from actlab.models import hidden_outputs
 
-CLASS_COLOURS = ("#1f77b4", "#d62728")
+# The two classes differ in colour (Okabe-Ito blue and vermillion) and in marker.
+CLASS_COLOURS = (OKABE_ITO["blue"], OKABE_ITO["vermillion"])
+CLASS_MARKERS = ("o", "^")
 
 
 def train_classifier(
@@ -73,9 +76,9 @@ def plot_boundary(ax: Axes, model: nn.Module, X: np.ndarray, y: np.ndarray, n: i
 
 
 def scatter(ax: Axes, X: np.ndarray, y: np.ndarray, size: float = 8) -> None:
-    for label, colour in enumerate(CLASS_COLOURS):
+    for label, (colour, marker) in enumerate(zip(CLASS_COLOURS, CLASS_MARKERS, strict=True)):
         pts = X[np.asarray(y) == label]
-        ax.scatter(pts[:, 0], pts[:, 1], s=size, c=colour, edgecolors="none")
+        ax.scatter(pts[:, 0], pts[:, 1], s=size, c=colour, marker=marker, edgecolors="none")
 
 
 def grid_lines(lim: float = 2.0, n_lines: int = 11, n_points: int = 101) -> list[np.ndarray]:
@@ -95,6 +98,22 @@ def map_through(model: nn.Sequential, points: np.ndarray, layer: int) -> np.ndar
     return hidden_outputs(model, x)[layer].cpu().numpy()
 
 
+def straight_fraction(
+    model: nn.Sequential, layer: int, lines: list[np.ndarray], tol: float = 1e-4
+) -> float:
+    """Fraction of the grid ``lines`` that are still straight after hidden layer ``layer``.
+
+    A mapped line counts as straight when its points lie on one line: the second
+    singular value of the centred points is below ``tol`` times the first.
+    """
+    straight = 0
+    for line in lines:
+        pts = map_through(model, line, layer).astype(np.float64)
+        sv = np.linalg.svd(pts - pts.mean(0), compute_uv=False)
+        straight += bool(sv[0] == 0 or sv[-1] <= tol * sv[0])
+    return straight / len(lines)
+
+
 def plot_grid(ax: Axes, model: nn.Sequential, layer: int, lines: list[np.ndarray]) -> None:
     """Draw the grid ``lines`` as they look after hidden layer ``layer`` (2 units wide)."""
     n = len(lines) // 2
@@ -102,7 +121,11 @@ def plot_grid(ax: Axes, model: nn.Sequential, layer: int, lines: list[np.ndarray
         mapped = map_through(model, line, layer)
         if mapped.shape[1] != 2:
             raise ValueError(f"layer {layer} has {mapped.shape[1]} units; a grid needs 2")
-        ax.plot(mapped[:, 0], mapped[:, 1], lw=0.7, color="#555" if i < n else "#e377c2")
+        # horizontal grid lines grey and solid, vertical ones reddish purple and dashed
+        if i < n:
+            ax.plot(mapped[:, 0], mapped[:, 1], lw=0.7, color="#555555", ls="-")
+        else:
+            ax.plot(mapped[:, 0], mapped[:, 1], lw=0.8, color=OKABE_ITO["reddish purple"], ls="--")
     ax.set_aspect("equal", adjustable="datalim")
     ax.set_xticks([])
     ax.set_yticks([])
@@ -128,11 +151,13 @@ def depth_activation_explorer(
     from actlab.models import mlp
 
     lines = grid_lines(lim=2.5, n_lines=9)
+    accuracies: dict[tuple[int, str], float] = {}
 
     def draw(depth: int, activation: str):
         set_seed(0)
         net = mlp(2, 8, depth, 1, activation=activation, widths=[8] * (depth - 1) + [2])
         res = train_classifier(net, X, y, num_epochs=num_epochs, lr=0.02, device=device)
+        accuracies[depth, activation] = res["accuracy"]
         net = net.cpu()
         fig, (ax_in, ax_hidden) = plt.subplots(1, 2, figsize=(8, 3.8))
         plot_boundary(ax_in, net, X, y)
@@ -150,4 +175,16 @@ def depth_activation_explorer(
             Control("activation", list(activations), kind="buttons"),
         ],
         title="Depth × activation → decision boundary and warped grid",
+        describe=lambda depth, activation: _describe_frame(depth, activation, accuracies),
+    )
+
+
+def _describe_frame(depth: int, activation: str, accuracies: dict[tuple[int, str], float]) -> str:
+    """The finding of one frame of chapter 1's explorer, from the accuracy its training reached."""
+    name = "no activation" if activation == "none" else activation
+    acc = accuracies[depth, activation]
+    shape = "a straight line" if activation == "none" else "bent by the activation"
+    return (
+        f"{depth} hidden layer{'s' if depth > 1 else ''} with {name}: accuracy {acc:.2f} "
+        f"on the two rings; the decision boundary is {shape}"
     )

@@ -11,6 +11,7 @@ from matplotlib.figure import Figure
 
 from actlab.activations import ACTIVATIONS, Properties, get
 from actlab.explorer import Control, Explorer
+from actlab.figures import line_style
 
 # The explorer leaves out gelu_tanh: on a plot it is indistinguishable from exact GELU.
 EXPLORER_NAMES = ("sigmoid", "tanh", "relu", "leaky_relu", "elu", "gelu", "softplus", "silu")
@@ -24,7 +25,7 @@ def overlay_figure(names: Sequence[str] | None = None, lim: float = 5.0) -> Figu
     fig, (ax_f, ax_d) = plt.subplots(1, 2, figsize=(10, 4), sharex=True)
     for i, name in enumerate(names):
         act = get(name)
-        style = dict(color=f"C{i}", lw=1.6, ls="--" if name == "gelu_tanh" else "-")
+        style = dict(lw=1.6, **line_style(i))
         ax_f.plot(z, act.np_fn(z), label=act.label, **style)
         ax_d.plot(z, act.np_dfn(z), **style)
     ax_f.set(title=r"activation $\varphi(z)$", xlabel="$z$", ylim=(-1.5, 4))
@@ -84,7 +85,37 @@ def tangent_explorer(
             Control("z", [float(v) for v in zs], label="z", default=0.0),
         ],
         dpi=dpi,
+        describe=_describe_tangent,
     )
+
+
+def _describe_tangent(activation: str, z: float) -> str:
+    """The finding of one tangent frame: the value and the slope at ``z``."""
+    act = get(activation)
+    value, slope = float(act.np_fn(z)), float(act.np_dfn(z))
+    return f"{act.label} at z = {z:g}: value {value:.4g}, slope of the tangent {slope:.4g}"
+
+
+def overlay_table(names: Sequence[str] | None = None, lim: float = 5.0) -> pd.DataFrame:
+    """The numbers behind :func:`overlay_figure`: ends of each curve and its slope's range."""
+    names = list(names) if names is not None else list(ACTIVATIONS)
+    z = np.linspace(-lim, lim, 801)
+    rows = []
+    for name in names:
+        act = get(name)
+        d = act.np_dfn(z)
+        rows.append(
+            {
+                "registry key": name,
+                "activation": act.label,
+                f"φ({-lim:g})": float(act.np_fn(-lim)),
+                f"φ({lim:g})": float(act.np_fn(lim)),
+                "largest slope": float(d.max()),
+                "at z": float(z[d.argmax()]),
+                "smallest slope": float(d.min()),
+            }
+        )
+    return pd.DataFrame(rows).set_index("registry key")
 
 
 _SATURATION = {"both": "both sides", "left": "left only", "right": "right only", "none": "no"}

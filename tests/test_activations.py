@@ -258,12 +258,13 @@ def test_tangent_explorer_frames_change_with_the_controls() -> None:
     assert len(set(frames)) == 6  # every combination draws something different
     live = explorer.live()
     dropdown, slider = live.children[0].children
-    image = live.children[-1]
+    image = live.children[-2]  # the frame; the last child is its text description
     before = image.value
     slider.index = 2
     assert image.value != before
     dropdown.index = 1
-    assert image.value == explorer.frame((1, 2))
+    assert image.value == explorer.frame_html((1, 2))
+    assert "ReLU at z = 1: value 1, slope of the tangent 1" in explorer.frame_alt((1, 2))
 
 
 def test_properties_frame_has_one_row_per_activation() -> None:

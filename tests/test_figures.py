@@ -47,7 +47,7 @@ def test_unlabelled_lines_are_counted_and_empty_figures_named() -> None:
     fig, ax = plt.subplots()
     ax.plot([0, 1], [2, 3])
     ax.plot([0, 1], [3, 2])
-    assert "2 lines" in figures.describe_figure(fig)
+    assert "2 unlabelled lines" in figures.describe_figure(fig)
     assert "unlabelled axis" in figures.describe_figure(fig)
     plt.close(fig)
     empty = plt.figure()
@@ -126,3 +126,20 @@ def test_style_cycles_colour_blind_safe_colours_and_line_styles() -> None:
         "every curve of a panel differs in style as well as colour"
     )
     assert figures.OKABE_ITO["yellow"] not in figures.CYCLE_COLOURS
+
+
+def test_many_panels_are_summarised_by_grid_and_titles() -> None:
+    fig, axes = plt.subplots(2, 3)
+    for i, ax in enumerate(axes.flat):
+        ax.plot([0, 1], [0, i])
+        ax.set(title=f"layer {i}", xlabel="x", ylabel="y")
+    text = figures.describe_figure(fig)
+    plt.close(fig)
+    assert text.startswith("6 plot panels in 2 rows of 3: 'layer 0', 'layer 1'")
+    assert "'layer 5'" in text and "Panel 6" not in text
+
+
+def test_line_styles_pair_colour_and_dash_uniquely() -> None:
+    pairs = {(s["color"], str(s["linestyle"])) for s in map(figures.line_style, range(49))}
+    assert len(pairs) == 49
+    assert figures.line_style(0) == {"color": figures.CYCLE_COLOURS[0], "linestyle": "-"}
