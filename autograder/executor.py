@@ -15,6 +15,7 @@ import shutil
 import signal
 import tempfile
 import threading
+import time
 from typing import Any
 
 from jupyter_client.kernelspec import KernelSpecManager
@@ -138,6 +139,7 @@ class SandboxedExecute(Execute):
         self._events: dict[str, Any] = {"timeouts": [], "truncated": [], "fatal": None}
         self._sockdir = ""
         self._disk_over = 0
+        self._t0, self._t_first, self._t_cells = time.monotonic(), 0.0, 0.0
         timer = threading.Timer(self.notebook_timeout, self._expire)
         timer.daemon = True
         timer.start()
@@ -163,6 +165,13 @@ class SandboxedExecute(Execute):
                 # Over the quota with its last cell: the grade stands, the status says so.
                 self._set_fatal(*self._diagnose(RuntimeError()), cell="")
             self._events["fatal"] = self._fatal
+            total = time.monotonic() - self._t0
+            start = (self._t_first - self._t0) if self._t_first else total
+            self._events["seconds"] = {
+                "kernel_start": round(start, 3),
+                "cells": round(self._t_cells, 3),
+                "kernel_stop": round(max(0.0, total - start - self._t_cells), 3),
+            }
             self._write_events(resources)
             if self._sockdir:
                 shutil.rmtree(self._sockdir, ignore_errors=True)
@@ -172,6 +181,9 @@ class SandboxedExecute(Execute):
             if cell.cell_type == "code":
                 cell.outputs = [self._not_run()]
             return cell, resources
+        t = time.monotonic()
+        if not self._t_first:
+            self._t_first = t
         try:
             return super().preprocess_cell(cell, resources, index)
         except Exception as exc:  # noqa: BLE001
@@ -180,6 +192,8 @@ class SandboxedExecute(Execute):
             self._kill()
             cell.outputs = list(cell.get("outputs", [])) + [_error("GradingStopped", reason)]
             return cell, resources
+        finally:
+            self._t_cells += time.monotonic() - t
 
     # -- hooks into nbclient -------------------------------------------------------
 

@@ -17,6 +17,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 import warnings
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
@@ -325,7 +326,9 @@ def grade(
             tasks = [task_for(job, version, course_root, unsafe, extra) for job in jobs]
             results = run_tasks(client, tasks, out, progress)
         for result in results:
+            t = time.monotonic()
             merge_result(db_url, result)
+            result.setdefault("timing", {})["merge"] = round(time.monotonic() - t, 3)
             _write_json(journal_path(out, assignment, result["student"]), result)
             run.results.append(result)
     finally:

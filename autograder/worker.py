@@ -75,6 +75,7 @@ class Result:
     digest: str = ""
     feedback: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    timing: dict[str, float] = field(default_factory=dict)  # seconds per step of grading
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -329,6 +330,7 @@ def grade_one(job: Job) -> dict[str, Any]:
 def _grade(job: Job, tmp: Path) -> Result:
     from nbgrader.converters import Autograde, GenerateFeedback
 
+    clock = _Clock()
     template = Path(job.template)
     course = tmp / "c"
     course.mkdir()
@@ -339,6 +341,7 @@ def _grade(job: Job, tmp: Path) -> Result:
     sub_dir = course / "submitted" / job.student / job.assignment
     sub_dir.mkdir(parents=True)
 
+    clock.lap("setup")
     issues: list[tuple[str, str]] = []
     usable = 0
     release_nbs = {p.stem: nbformat.read(p, as_version=4) for p in sorted(release.glob("*.ipynb"))}
@@ -357,6 +360,7 @@ def _grade(job: Job, tmp: Path) -> Result:
         if name not in release_nbs and not name.endswith(".ipynb"):
             shutil.copy2(path, sub_dir / name)
 
+    clock.lap("checks")
     events_path = tmp / "events.json"
     graded: dict[str, nbformat.NotebookNode] = {}
     log = ""
@@ -375,9 +379,15 @@ def _grade(job: Job, tmp: Path) -> Result:
                     + _one_line(log.strip().splitlines()[-1] if log.strip() else "no log"),
                 )
             )
+    clock.lap("autograde")
     events = json.loads(events_path.read_text()) if events_path.exists() else {}
+    for ev in events.values():
+        for step, sec in ev.get("seconds", {}).items():
+            clock.laps[step] = round(clock.laps.get(step, 0.0) + sec, 3)
+            clock.laps["autograde"] = round(clock.laps["autograde"] - sec, 3)
     status, reason = _classify(issues, events, graded, job.limits)
     score, max_score, grades = _read_scores(course, job)
+    clock.lap("scores")
 
     out = Path(job.out)
     feedback: list[str] = []
@@ -416,9 +426,32 @@ def _grade(job: Job, tmp: Path) -> Result:
     if log and (status == "grader_error" or not graded):
         (out / "logs").mkdir(parents=True, exist_ok=True)
         (out / "logs" / f"{job.assignment}__{job.student}.log").write_text(log)
+    clock.lap("feedback")
     return Result(
-        job.student, job.assignment, status, reason, score, max_score, grades, job.digest, feedback
+        job.student,
+        job.assignment,
+        status,
+        reason,
+        score,
+        max_score,
+        grades,
+        job.digest,
+        feedback,
+        timing=clock.laps,
     )
+
+
+class _Clock:
+    """Seconds spent in each step (``autograde`` is nbgrader's own part, kernel excluded)."""
+
+    def __init__(self) -> None:
+        self.laps: dict[str, float] = {}
+        self._t = time.monotonic()
+
+    def lap(self, name: str) -> None:
+        now = time.monotonic()
+        self.laps[name] = round(self.laps.get(name, 0.0) + now - self._t, 3)
+        self._t = now
 
 
 def _replace_dir(src: Path, dest: Path, only: str) -> None:
