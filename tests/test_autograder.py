@@ -296,6 +296,37 @@ def test_parallel_and_sequential_give_the_same_csv(batch, tmp_path):
 
 
 @in_batch
+def test_local_dask_cluster_gives_the_same_csv(batch, tmp_path):
+    """`--cluster local:2` (a LocalCluster of two worker processes) = `--workers 2`."""
+    mix = ["correct", "wrong", "os_exit", "corrupted_json", "deleted_grade_cell", "disk_bomb"]
+    folder = tmp_path / "mix"
+    folder.mkdir()
+    for student in mix:
+        shutil.copy(batch["folder"] / f"{student}.ipynb", folder)
+    run = grade(
+        batch["course"],
+        ASSIGNMENT,
+        folder,
+        out=tmp_path / "dask",
+        limits=LIMITS,
+        progress=False,
+        cluster="local:2",
+    )
+    got = (run.out / "grades.csv").read_text().splitlines()
+    par = (batch["run"].out / "grades.csv").read_text().splitlines()
+    assert got[0] == par[0]
+    rows = {r.split(",")[0]: r for r in got[1:]}
+    want = {r.split(",")[0]: r for r in par[1:] if r.split(",")[0] in mix}
+    # The disk bomb's reason says how much it wrote before it was stopped: that varies.
+    bomb = rows.pop("disk_bomb"), want.pop("disk_bomb")
+    assert [b.split(",")[4] for b in bomb] == ["disk_limit", "disk_limit"]
+    assert rows == want
+    assert len(got) == len(mix) + 1
+    feedback = run.out / "feedback" / "wrong" / ASSIGNMENT / f"{NOTEBOOK}.html"
+    assert "hidden test removed" in feedback.read_text()
+
+
+@in_batch
 def test_rerun_skips_unchanged_and_regrades_changed(batch):
     course, folder = batch["course"], batch["folder"]
     release_nb = builders.released(course)
