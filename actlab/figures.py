@@ -169,16 +169,20 @@ def describe_figure(fig: Figure) -> str:
     if not panels:
         bits.append("A figure with no axes.")
     elif len(panels) == 1:
-        bits.append(describe_axes(panels[0]).capitalize() + ".")
+        first = describe_axes(panels[0])
+        bits.append(first[:1].upper() + first[1:] + ".")
     elif len(panels) <= MAX_DETAILED_PANELS:
         bits.append(f"{len(panels)} panels.")
         bits += [f"Panel {i}: {describe_axes(ax)}." for i, ax in enumerate(panels, 1)]
     else:
-        spec = panels[0].get_subplotspec()
-        grid = ""
-        if spec is not None:
-            rows, cols = spec.get_gridspec().get_geometry()
-            grid = f" in {rows} rows of {cols}"
+        # the layout as the reader sees it: distinct panel rows and columns on the page
+        rows = len({round(ax.get_position().y0, 2) for ax in panels})
+        cols = len({round(ax.get_position().x0, 2) for ax in panels})
+        grid = (
+            f" in {rows} row{'s' if rows != 1 else ''} of {cols}"
+            if rows * cols >= len(panels)
+            else ""
+        )
         titles = [_clean(ax.get_title()) for ax in panels]
         named = ", ".join(f"'{t}'" for t in titles if t)
         bits.append(
@@ -269,7 +273,7 @@ def show(
     table_caption: str | None = None,
     dpi: int = 100,
     display: bool = True,
-) -> DescribedFigure:
+) -> DescribedFigure | None:
     """Display ``fig`` with alt text that says what it shows, and its data as a table.
 
     Args:
@@ -277,16 +281,19 @@ def show(
         summary: one or two sentences with the finding, built from computed values.
         table: the numbers behind the figure (DataFrame or mapping of columns).
         table_caption: what the table holds (defaults to the summary).
-        display: display the result (in a notebook); it is returned either way.
+        display: display the result (in a notebook) and return None, so that a
+            ``show(...)`` on a cell's last line is not displayed twice; with
+            ``display=False`` the result is returned instead.
     """
     alt = alt_text(fig, summary)
     tbl = "" if table is None else _table_html(table, table_caption or summary)
     out = DescribedFigure(png_bytes(fig, dpi=dpi), alt, tbl)
-    if display:
-        from IPython.display import display as ipy_display
+    if not display:
+        return out
+    from IPython.display import display as ipy_display
 
-        ipy_display(out)
-    return out
+    ipy_display(out)
+    return None
 
 
 __all__: Sequence[str] = (

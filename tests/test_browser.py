@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import os
 import shutil
 import threading
 from collections.abc import Iterator
@@ -13,7 +14,8 @@ import pytest
 import yaml
 from conftest import ROOT
 
-SITE = ROOT / "_build" / "html"
+# ACTLAB_SITE points the test at another build of the site (default: make book's).
+SITE = Path(os.environ.get("ACTLAB_SITE") or ROOT / "_build" / "html")
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 pytestmark = [pytest.mark.book, pytest.mark.browser, pytest.mark.xdist_group("browser")]
@@ -204,3 +206,109 @@ def test_no_page_loads_scripts_from_a_cdn() -> None:
     chapter = (SITE / pages()[1]).read_text()
     assert "assets/mathjax/tex-mml-chtml.js" in chapter
     assert "assets/html-manager/embed-amd.js" in chapter
+
+
+AXE = ROOT / "js" / "node_modules" / "axe-core" / "axe.min.js"
+WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
+
+
+def settled(v: PageVisit) -> None:
+    """Wait for MathJax and the widgets (and the page's own accessibility mends) to finish."""
+    v.page.wait_for_function(
+        "() => window.MathJax && MathJax.startup && MathJax.startup.promise", timeout=20_000
+    )
+    v.page.evaluate("() => MathJax.startup.promise")
+    v.page.wait_for_timeout(500)
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+@pytest.mark.parametrize("path", pages())
+def test_page_has_no_wcag_a_or_aa_violations(browser, site_url, path: str, scheme: str) -> None:
+    """axe-core's WCAG 2.0/2.1 A and AA rules, in light and in dark mode: no violation at all."""
+    if not AXE.exists():
+        pytest.fail("axe-core is missing: `make js` installs the pinned site JavaScript")
+    context = browser.new_context(viewport={"width": 1200, "height": 900}, color_scheme=scheme)
+    try:
+        page = context.new_page()
+        page.route(
+            "**/*",
+            lambda r: r.continue_() if r.request.url.startswith("http://127.0.0.1") else r.abort(),
+        )
+        page.goto(f"{site_url}/{path}", wait_until="load", timeout=120_000)
+        page.wait_for_load_state("networkidle", timeout=120_000)
+        page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise")
+        page.evaluate("() => MathJax.startup.promise")
+        page.wait_for_timeout(500)
+        page.add_script_tag(content=AXE.read_text())
+        result = page.evaluate(
+            "tags => axe.run(document, {runOnly: {type: 'tag', values: tags}})", WCAG_TAGS
+        )
+    finally:
+        context.close()
+    found = [
+        f"{v['id']} ({v['impact']}) at {node['target']}: {node['html'][:120]}"
+        for v in result["violations"]
+        for node in v["nodes"]
+    ]
+    assert not found, f"{path} in {scheme} mode has {len(found)} violations:\n" + "\n".join(found)
+
+
+@pytest.mark.parametrize("path", pages())
+def test_every_image_says_what_it_shows_and_math_stays_readable(visit, path: str) -> None:
+    v = visit(path)
+    settled(v)
+    images = v.page.evaluate(
+        """() => Array.from(document.querySelectorAll('main img')).map(img => ({
+                 src: img.src.slice(0, 60), alt: img.getAttribute('alt') || ''}))"""
+    )
+    bad = [
+        img
+        for img in images
+        if len(img["alt"].split()) < 4
+        or "<Figure size" in img["alt"]
+        or any(img["alt"].strip().lower().endswith(ext) for ext in (".png", ".svg", ".jpg"))
+    ]
+    assert not bad, f"images without a description on {path}: {bad}"
+    # MathJax keeps an accessible (MathML) copy of every equation for assistive technology
+    counts = v.page.evaluate(
+        """() => [document.querySelectorAll('mjx-container').length,
+                  document.querySelectorAll('mjx-container mjx-assistive-mml math').length]"""
+    )
+    assert counts[0] > 0 and counts[0] == counts[1], f"typeset vs accessible math: {counts}"
+
+
+def test_an_explorer_is_operated_by_keyboard_alone(visit) -> None:
+    """Tab to chapter 1's explorer controls, change them with the arrow keys, hear the change."""
+    v = visit("book/ch01_linear_collapse.html")
+    settled(v)
+    page = v.page
+    explorer = page.locator(".actlab-static").first
+    region = explorer.locator(".actlab-frame-text")
+    handle = explorer.locator(".noUi-handle").first
+    label_id = handle.get_attribute("aria-labelledby")
+    assert label_id, "the slider handle is named by its visible label"
+    assert page.locator(f"#{label_id}").inner_text().strip() == "hidden layers"
+    # reach the slider with Tab alone
+    page.locator("body").focus()
+    for _ in range(400):
+        page.keyboard.press("Tab")
+        if page.evaluate("() => document.activeElement.classList.contains('noUi-handle')"):
+            break
+    else:
+        pytest.fail("Tab never reached the explorer's slider")
+    first, said = visible_frame(explorer), region.inner_text()
+    page.keyboard.press("ArrowRight")
+    page.wait_for_timeout(300)
+    assert visible_frame(explorer) != first, "the arrow key did not change the frame"
+    assert region.inner_text() != said, "the live region did not announce the new frame"
+    assert region.get_attribute("aria-live") == "polite"
+    assert handle.get_attribute("aria-valuetext") == "2", "the slider announces the value shown"
+    # Tab on to the activation buttons and move between them with the arrow keys
+    page.keyboard.press("Tab")
+    assert page.evaluate("() => document.activeElement.classList.contains('widget-toggle-button')")
+    before = visible_frame(explorer)
+    page.keyboard.press("ArrowRight")
+    page.wait_for_timeout(300)
+    assert visible_frame(explorer) != before, "an arrow key did not move the activation buttons"
+    assert page.evaluate("() => document.activeElement.classList.contains('mod-active')")
+    assert not v.errors, f"console errors: {v.errors}"

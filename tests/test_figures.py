@@ -143,3 +143,23 @@ def test_line_styles_pair_colour_and_dash_uniquely() -> None:
     pairs = {(s["color"], str(s["linestyle"])) for s in map(figures.line_style, range(49))}
     assert len(pairs) == 49
     assert figures.line_style(0) == {"color": figures.CYCLE_COLOURS[0], "linestyle": "-"}
+
+
+def test_panel_grid_is_read_from_the_page_with_colour_bars() -> None:
+    fig, axes = plt.subplots(3, 3)
+    for ax in axes.flat:
+        fig.colorbar(ax.imshow(np.eye(2)), ax=ax)
+    text = figures.describe_figure(fig)
+    plt.close(fig)
+    assert text.startswith("9 heatmap panels in 3 rows of 3")
+
+
+def test_one_panel_keeps_its_names_case_and_show_displays_once(monkeypatch) -> None:
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [0, 1], label="ReLU")
+    ax.legend()
+    assert "shows ReLU" in figures.describe_figure(fig)
+    shown = []
+    monkeypatch.setattr("IPython.display.display", lambda obj: shown.append(obj))
+    assert figures.show(fig, "ReLU rises") is None
+    assert len(shown) == 1 and shown[0].alt.startswith("ReLU rises.")

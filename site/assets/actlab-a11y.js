@@ -9,9 +9,15 @@
     });
     // The colour-mode button's icons carry titles ("Light", "Dark") that are
     // not in its name: the icons are decoration, the button says what it does.
-    document.querySelectorAll(".theme-switch-button i.theme-switch").forEach(function (i) {
-      i.removeAttribute("title");
-      i.setAttribute("aria-hidden", "true");
+    // Font Awesome may have turned them into <svg> with a <title> already.
+    document.querySelectorAll(".theme-switch-button").forEach(function (b) {
+      b.querySelectorAll("i, svg").forEach(function (icon) {
+        icon.removeAttribute("title");
+        if (icon.getAttribute("aria-hidden") !== "true") icon.setAttribute("aria-hidden", "true");
+      });
+      b.querySelectorAll("svg title").forEach(function (t) {
+        t.remove();
+      });
     });
   }
 
