@@ -63,6 +63,29 @@
     });
   }
 
+  // Explorers (actlab.explorer): each frame is an <img> with alt text, and
+  //    a live region (.actlab-frame-text, aria-live) under the frames repeats
+  //    the shown frame's description. The controls switch frames in the
+  //    browser, with no kernel: keep the region's text in step with the frame
+  //    that is visible, so a screen reader announces each change.
+  function visibleFrame(explorer) {
+    var frames = explorer.querySelectorAll("img.actlab-frame");
+    for (var i = 0; i < frames.length; i++) {
+      if (frames[i].offsetParent !== null && frames[i].getBoundingClientRect().height > 0) {
+        return frames[i];
+      }
+    }
+    return null;
+  }
+  function syncExplorers() {
+    document.querySelectorAll(".actlab-static").forEach(function (explorer) {
+      var region = explorer.querySelector(".actlab-frame-text");
+      var frame = visibleFrame(explorer);
+      if (region && frame && region.textContent !== frame.alt) {
+        region.textContent = frame.alt;
+      }
+    });
+  }
   var pending = false;
   function schedule() {
     if (pending) return;
@@ -71,6 +94,7 @@
       pending = false;
       mendTheme();
       mendControls();
+      syncExplorers();
     });
   }
   document.addEventListener("DOMContentLoaded", function () {
@@ -80,7 +104,7 @@
       childList: true,
       characterData: true,
       attributes: true,
-      attributeFilter: ["aria-valuetext", "aria-label", "title"],
+      attributeFilter: ["aria-valuetext", "aria-label", "title", "class", "style", "hidden"],
     });
   });
 })();
