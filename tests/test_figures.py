@@ -67,7 +67,7 @@ def test_show_puts_the_finding_first_and_the_data_beside() -> None:
         table={"activation": list(final), "final loss": list(final.values())},
         display=False,
     )
-    assert plt.get_fignums() == [], "show() closes the figure so it is not drawn twice"
+    assert fig.number not in plt.get_fignums(), "show() closes the figure so it is not drawn twice"
     page = out._repr_html_()
     found = re.search(
         r'<img class="actlab-figure-img" src="data:image/png;base64,([^"]+)" alt="([^"]*)"', page

@@ -27,7 +27,7 @@ from conftest import ROOT, assignments
 sys.path.insert(0, str(ROOT / "scripts"))
 import jupyterlab_driver as jl  # noqa: E402
 
-pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.xdist_group("lab")]
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.xdist_group("browser")]
 
 ASSIGNMENTS = assignments()
 JUPYTEXT_CHAPTER = "book/ch01_linear_collapse.md"  # the quickest chapter to execute
@@ -90,7 +90,10 @@ def check_explorers_respond(lab: jl.Lab, path: str, expected: int) -> None:
         explorer.scroll_into_view_if_needed()
         ctrls = jl.controls(explorer)
         assert ctrls, f"{path}: explorer {i} has no controls"
-        shown = jl.shown_frame(explorer)
+        # under load the first frame can arrive after Run All reports done: wait for it
+        shown = jl.shown_frame(explorer) or jl.wait_for_new_frame(
+            lab.page, explorer, "", timeout=60
+        )
         assert shown, f"{path}: explorer {i} shows no image"
         for kind, control in ctrls:
             jl.change(lab.page, kind, control)
