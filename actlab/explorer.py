@@ -14,13 +14,12 @@ definition's ``describe(**params)`` sentence (from the computed values) and the
 structure read off the figure (:func:`actlab.figures.describe_figure`). Below
 the frames a text region (``actlab-frame-text``, ``aria-live``) repeats the
 shown frame's description, so a change of frame is announced; in the built
-site ``site/assets/actlab-widgets.js`` keeps it in step with the controls.
+site ``site/assets/actlab-a11y.js`` keeps it in step with the controls.
 """
 
 from __future__ import annotations
 
 import html
-import io
 import itertools
 import random
 import sys
@@ -31,10 +30,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import ipywidgets as widgets
-import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from actlab.figures import alt_text, describe_figure, img_tag
+from actlab.figures import alt_text, describe_figure, img_tag, png_bytes
 
 
 @dataclass(frozen=True)
@@ -89,14 +87,6 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
-def figure_to_png(fig: Figure, dpi: int = 80) -> bytes:
-    """Render ``fig`` to PNG bytes and close it (frames must not leak figures)."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
-    plt.close(fig)
-    return buf.getvalue()
-
-
 @dataclass
 class Explorer:
     """A figure-valued function of discrete controls, viewable live or static.
@@ -145,7 +135,7 @@ class Explorer:
             if not isinstance(fig, Figure):
                 raise TypeError(f"draw() must return a matplotlib Figure, got {type(fig).__name__}")
             alt = alt_text(fig, self.describe(**params)) if self.describe else describe_figure(fig)
-            self._cache[key] = (figure_to_png(fig, self.dpi), alt)
+            self._cache[key] = (png_bytes(fig, self.dpi), alt)
         return self._cache[key]
 
     def frame(self, indices: Sequence[int]) -> bytes:
