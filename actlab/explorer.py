@@ -156,10 +156,13 @@ class Explorer:
         text = html.escape(self.frame_alt(indices))
         return f'<p class="actlab-frame-text" aria-live="polite" aria-atomic="true">{text}</p>'
 
+    def keys(self) -> list[tuple[int, ...]]:
+        """Every combination of control indices, in row-major order of the controls."""
+        return list(itertools.product(*(range(len(c.values)) for c in self.controls)))
+
     def render_all(self) -> list[bytes]:
         """Every frame, in row-major order of the controls."""
-        ranges = [range(len(c.values)) for c in self.controls]
-        return [self.frame(ix) for ix in itertools.product(*ranges)]
+        return [self.frame(ix) for ix in self.keys()]
 
     def _header(self, control_widgets: list[widgets.Widget]) -> list[widgets.Widget]:
         head: list[widgets.Widget] = []
@@ -433,10 +436,9 @@ class _LiveView:
     def next_prerender(self) -> tuple[int, ...] | None:
         if not self.prerender:
             return None
-        ranges = [range(len(c.values)) for c in self.explorer.controls]
         todo = [
             k
-            for k in itertools.product(*ranges)
+            for k in self.explorer.keys()
             if k not in self.explorer._cache and k not in self.failed
         ]
         if not todo:
