@@ -90,6 +90,9 @@ class LabServer:
             env[var] = str(path)
         env.pop("ACTLAB_STATIC", None)  # the live explorers, as in a reader's Jupyter
         env.pop("NBGRADER_EXECUTION", None)
+        # a reader's kernel draws inline; an Agg backend inherited from the test process
+        # (the autograder sets one for its kernels) would make plt.show() draw nothing
+        env.pop("MPLBACKEND", None)
         return env
 
     def start(self) -> LabServer:
