@@ -53,6 +53,29 @@ def wait_until(predicate, seconds: float, what: str) -> None:
         time.sleep(0.2)
 
 
+def spawn(
+    cmd: list[str], env: dict[str, str], procs: list[subprocess.Popen], log: Path | None = None
+) -> subprocess.Popen:
+    """Start ``cmd`` in its own session (so it is killed by group) and add it to ``procs``.
+
+    With ``log`` its output goes to that file; without, stdout and stderr are piped (text).
+    """
+    out = open(log, "w") if log else subprocess.PIPE  # noqa: SIM115  (closed with the process)
+    proc = subprocess.Popen(
+        cmd,
+        env=env,
+        cwd=log.parent if log else None,
+        stdout=out,
+        stderr=subprocess.STDOUT if log else subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    if log:
+        out.close()  # the child holds its own copy
+    procs.append(proc)
+    return proc
+
+
 def kill_group(proc: subprocess.Popen) -> None:
     try:
         os.killpg(proc.pid, signal.SIGKILL)
@@ -163,17 +186,7 @@ def test_dask_scheduler_and_workers_over_tcp_survive_a_killed_worker(tmp_path):
     procs: list[subprocess.Popen] = []
 
     def start(*args: str) -> subprocess.Popen:
-        log = open(tmp_path / f"dask{len(procs)}.log", "w")  # noqa: SIM115
-        proc = subprocess.Popen(
-            [str(BIN / "dask"), *args],
-            env=env,
-            cwd=tmp_path,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        procs.append(proc)
-        return proc
+        return spawn([str(BIN / "dask"), *args], env, procs, log=tmp_path / f"dask{len(procs)}.log")
 
     def workers_up(n: int) -> bool:
         from distributed import Client
@@ -192,16 +205,12 @@ def test_dask_scheduler_and_workers_over_tcp_survive_a_killed_worker(tmp_path):
 
         # 1. One worker is killed (SIGKILL, whole process group) once the first grade is in.
         out = tmp_path / "grading"
-        grading = subprocess.Popen(
+        grading = spawn(
             _cli(course, "grade", ASSIGNMENT, str(folder), "--out", str(out), "--cluster", address)
             + ["--no-progress", "--cell-timeout", "30"],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
+            env,
+            procs,
         )
-        procs.append(grading)
         journal = out / "journal" / ASSIGNMENT
         wait_until(lambda: any(journal.glob("*.json")), 240, "the first grade")
         kill_group(doomed)
@@ -237,16 +246,12 @@ def test_dask_scheduler_and_workers_over_tcp_survive_a_killed_worker(tmp_path):
 
         # 3. The scheduler goes away mid-batch: a clear message, and a re-run resumes.
         out2 = tmp_path / "grading2"
-        grading = subprocess.Popen(
+        grading = spawn(
             _cli(course, "grade", ASSIGNMENT, str(folder), "--out", str(out2), "--cluster")
             + [address, "--no-progress", "--cell-timeout", "30"],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            start_new_session=True,
+            env,
+            procs,
         )
-        procs.append(grading)
         journal2 = out2 / "journal" / ASSIGNMENT
         wait_until(lambda: any(journal2.glob("*.json")), 240, "the first grade")
         kill_group(scheduler)
