@@ -99,6 +99,7 @@ def _ids(nb):
     return [c.metadata.get("nbgrader", {}).get("grade_id") for c in nb.cells]
 
 
+@pytest.mark.filterwarnings("error::nbformat.warnings.DuplicateCellId")
 def test_checks_restore_deleted_and_edited_cells(release_nb):
     good = builders.answered(release_nb)
     assert check_notebook(nbformat.writes(good).encode(), release_nb).issues == []
@@ -129,6 +130,7 @@ def test_checks_restore_deleted_and_edited_cells(release_nb):
 
     extra = copy.deepcopy(good)
     fake = copy.deepcopy(extra.cells[5])
+    fake.id = "free-points"  # a cell id of its own: ids are unique in a valid notebook
     fake.metadata["nbgrader"]["grade_id"] = "free_points"
     fake.source = "pass"
     extra.cells.append(fake)
