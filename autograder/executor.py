@@ -16,9 +16,12 @@ import signal
 import tempfile
 import threading
 import time
+from queue import Empty
 from typing import Any
 
+from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.kernelspec import KernelSpecManager
+from jupyter_client.manager import AsyncKernelManager
 from nbformat.notebooknode import NotebookNode
 from nbgrader.preprocessors import Execute
 from traitlets import Bool, Float, Integer, Unicode
@@ -97,6 +100,53 @@ def describe_exit(code: int | None) -> tuple[str, str]:
     return "kernel_died", f"the kernel exited with code {code} (os._exit, exit() or a crash)"
 
 
+class QuickReadyClient(AsyncKernelClient):
+    """A kernel client that is ready as soon as the kernel answers, not 0.2 s of silence later.
+
+    jupyter_client's ``wait_for_ready`` ends by reading IOPub until nothing has come for
+    0.2 s: a fixed wait per kernel, so per submission. Here the kernel is ready when it has
+    answered ``kernel_info`` and IOPub is seen to deliver; what IOPub already holds is
+    dropped, and a status message that comes later answers no cell, which nbclient ignores.
+    """
+
+    async def wait_for_ready(self, timeout: float | None = None) -> None:  # noqa: D102
+        deadline = time.monotonic() + (timeout if timeout is not None else float("inf"))
+        while True:
+            self.kernel_info()
+            try:
+                reply = await self.shell_channel.get_msg(timeout=1)
+            except Empty:
+                reply = None
+            if reply is not None and reply["msg_type"] == "kernel_info_reply":
+                try:
+                    await self.iopub_channel.get_msg(timeout=0.2)
+                except Empty:
+                    pass  # IOPub not connected yet: ask again
+                else:
+                    self._handle_kernel_info_reply(reply)
+                    break
+            if not await self._async_is_alive():
+                raise RuntimeError("Kernel died before replying to kernel_info")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"Kernel didn't respond in {timeout} seconds")
+        while True:
+            try:
+                await self.iopub_channel.get_msg(timeout=0.005)
+            except Empty:
+                return
+
+
+class SandboxKernelManager(AsyncKernelManager):
+    """The kernel manager of a graded kernel, quick to see it gone.
+
+    After a kill, jupyter_client looks every 0.1 s whether the process is gone; a killed
+    kernel is gone in milliseconds, so look every 5 ms.
+    """
+
+    async def _async_wait(self, pollinterval: float = 0.1) -> None:
+        await super()._async_wait(pollinterval=min(pollinterval, 0.005))
+
+
 class SandboxedExecute(Execute):
     """Execute a notebook in the autograder's sandbox kernel."""
 
@@ -120,8 +170,9 @@ class SandboxedExecute(Execute):
         self.kernel_name = KERNEL_NAME
         ksm = KernelSpecManager(kernel_dirs=[self.kernel_dirs])
         self._sockdir = tempfile.mkdtemp(prefix="k", dir=self.socket_root or None)
-        self.km = self.kernel_manager_class(
+        self.km = SandboxKernelManager(
             kernel_name=KERNEL_NAME,
+            client_factory=QuickReadyClient,
             kernel_spec_manager=ksm,
             config=self.config,
             transport="ipc",
