@@ -4,7 +4,8 @@ Run as ``python -I -S _launcher.py CONFIG.json CONNECTION_FILE [kernel args...]`
 the notebook's working copy (nbgrader starts kernels there). Standard library only:
 it runs before anything of the grader is importable. It sets the resource limits,
 hands the working copy and the socket folder to an unprivileged uid, and replaces
-itself with ``bwrap … setpriv … python -m ipykernel_launcher``.
+itself with ``bwrap … setpriv … python -c KERNEL_MAIN`` (ipykernel's launcher without the
+debugger).
 """
 
 from __future__ import annotations
@@ -13,6 +14,21 @@ import json
 import os
 import resource
 import sys
+
+# What ``python -m ipykernel_launcher`` runs, less the debugger: ipykernel imports debugpy
+# when it can (about 0.1 s of CPU in every kernel's start on the course's machine), and nobody debugs a
+# kernel under grading. It is blocked only while ipykernel looks for it: student code
+# that imports debugpy itself still can.
+KERNEL_MAIN = """\
+import sys
+if sys.path and sys.path[0] in ("", "."):
+    del sys.path[0]  # the working copy goes back on the path when the kernel starts
+sys.modules["debugpy"] = None
+import ipykernel.debugger
+del sys.modules["debugpy"]
+from ipykernel import kernelapp
+kernelapp.launch_new_instance()
+"""
 
 
 def _chown_tree(path: str, uid: int) -> None:
@@ -46,7 +62,7 @@ def main(argv: list[str]) -> None:
         cfg = json.load(f)
     cwd = os.getcwd()
     sockdir = os.path.dirname(os.path.abspath(connection_file))
-    kernel = [cfg["python"], "-m", "ipykernel_launcher", "-f", connection_file, *kernel_args]
+    kernel = [cfg["python"], "-c", KERNEL_MAIN, "-f", connection_file, *kernel_args]
     env = {
         "PATH": os.path.dirname(cfg["python"]) + ":/usr/local/bin:/usr/bin:/bin",
         "LANG": "C.UTF-8",
