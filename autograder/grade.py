@@ -158,11 +158,20 @@ def journal_path(out: Path, assignment: str, student: str) -> Path:
     return out / "journal" / assignment / f"{student}.json"
 
 
-def merge_result(db_url: str, result: dict[str, Any]) -> None:
-    """Write one result into the main gradebook (called by the parent only, serially)."""
+def merge_result(db: Any, result: dict[str, Any]) -> None:
+    """Write one result into the main gradebook (called by the parent only, serially).
+
+    ``db`` is a gradebook URL or an open :class:`nbgrader.api.Gradebook` (a batch keeps
+    one open: opening one costs more than writing a result).
+    """
     from nbgrader.api import Gradebook, MissingEntry
 
-    with warnings.catch_warnings(), Gradebook(db_url) as gb:
+    if isinstance(db, str):
+        with Gradebook(db) as gb:
+            merge_result(gb, result)
+        return
+    gb = db
+    with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # nbgrader trips SQLAlchemy's autoflush warnings
         gb.update_or_create_student(result["student"])
         gb.update_or_create_submission(result["assignment"], result["student"])
@@ -242,7 +251,7 @@ def grade(
     scratch = Path(tempfile.mkdtemp(prefix="ag-"))
     (scratch / "owner.pid").write_text(str(os.getpid()))
     run = GradeRun(out=out, db_url=db_url)
-    client = dask_cluster = pool = None
+    client = dask_cluster = pool = gradebook = None
     if cluster:
         from autograder.cluster import connect, course_version, run_tasks, task_for
 
@@ -288,6 +297,9 @@ def grade(
             raise FileNotFoundError(f"{submissions} is neither a folder nor a .zip of submissions")
         subs, run.warnings = find_submissions(folder, assignment, notebooks)
 
+        from nbgrader.api import Gradebook
+
+        gradebook = Gradebook(db_url)  # one connection for the batch: only this process writes
         jobs: list[Job] = []
         for sub in subs:
             digest = _digest(sub, template, assignment, limits)
@@ -299,7 +311,7 @@ def grade(
                     done = {}
                 if done.get("digest") == digest:
                     # Already graded and unchanged: make sure the gradebook has it, no more.
-                    merge_result(db_url, done)
+                    merge_result(gradebook, done)
                     run.skipped.append(sub.student)
                     run.results.append(done)
                     continue
@@ -325,15 +337,20 @@ def grade(
             extra = [str(out), str(submissions if submissions.is_dir() else submissions.parent)]
             tasks = [task_for(job, version, course_root, unsafe, extra) for job in jobs]
             results = run_tasks(client, tasks, out, progress)
+        if jobs:
+            _warm_reports()
         for result in results:
             t = time.monotonic()
-            merge_result(db_url, result)
+            merge_result(gradebook, result)
             result.setdefault("timing", {})["merge"] = round(time.monotonic() - t, 3)
             _write_json(journal_path(out, assignment, result["student"]), result)
             run.results.append(result)
     finally:
+        if gradebook is not None:
+            gradebook.close()
         if pool is not None:
-            pool.shutdown(cancel_futures=True)
+            # Idle now: let the workers exit while the reports are written.
+            pool.shutdown(wait=False, cancel_futures=True)
         if client is not None:
             _close_quietly(client, dask_cluster)
         shutil.rmtree(scratch, ignore_errors=True)
@@ -343,6 +360,19 @@ def grade(
     write_reports(out, db_url)
     run.results.sort(key=lambda r: r["student"])
     return run
+
+
+def _warm_reports() -> None:
+    """Import the plotting library in the background while the batch is graded."""
+    import threading
+
+    def work() -> None:
+        try:
+            import matplotlib.pyplot  # noqa: F401
+        except Exception:  # noqa: BLE001  (the report says so itself later)
+            pass
+
+    threading.Thread(target=work, name="warm-reports", daemon=True).start()
 
 
 def _close_quietly(client: Any, dask_cluster: Any) -> None:
