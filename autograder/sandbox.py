@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
+import subprocess
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -78,7 +80,37 @@ def find_tools() -> tuple[str, str]:
             "(run the grader as root, e.g. in a container), or pass --unsafe."
         )
     assert bwrap and setpriv
+    _try_sandbox(bwrap, setpriv)
     return bwrap, setpriv
+
+
+@functools.lru_cache(maxsize=8)
+def _try_sandbox(bwrap: str, setpriv: str) -> None:
+    """Run the sandbox's namespaces and uid switch once, with nothing inside.
+
+    A container that forbids them (Docker's and Kubernetes' default profiles do) would
+    otherwise fail every kernel, and grade every submission as ``kernel_died``.
+    """
+    cmd = [bwrap, "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc"]
+    cmd += ["--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts"]
+    cmd += ["--unshare-cgroup-try", "--die-with-parent"]
+    cmd += ["--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID"]
+    cmd += ["--", setpriv, "--reuid=100000", "--regid=100000", "--clear-groups"]
+    cmd += ["--no-new-privs", "--", sys.executable, "-I", "-S", "-c", ""]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise SandboxUnavailable(
+            f"bwrap could not be run here ({exc}), or pass --unsafe."
+        ) from None
+    if proc.returncode != 0:
+        said = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
+        raise SandboxUnavailable(
+            f"bwrap cannot build the sandbox on this system ({said}). In a container, run "
+            "it privileged, or grant CAP_SYS_ADMIN and CAP_NET_ADMIN with unconfined seccomp "
+            "and AppArmor profiles (docs/INSTRUCTOR.md, section 3); or pass --unsafe to run "
+            "student code with the grader's full rights (never on submissions you do not trust)."
+        )
 
 
 def make_spec(

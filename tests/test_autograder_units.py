@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
 import sys
 import zipfile
 from pathlib import Path
@@ -263,3 +264,24 @@ def test_classify_process_and_disk_limits():
     assert _classify([], {}, {"nb": nb}, lim)[0] == "process_limit"
     fatal = {"status": "disk_limit", "reason": "the kernel wrote at least 130 MiB", "cell": "c"}
     assert _classify([], {"nb": {"fatal": fatal}}, {}, lim)[0] == "disk_limit"
+
+
+def test_a_system_that_forbids_the_sandbox_refuses_before_grading(monkeypatch, tmp_path):
+    """bwrap present but not allowed to make namespaces (a default container): say so, once."""
+    from autograder import sandbox
+
+    fake = tmp_path / "bwrap"
+    fake.write_text(
+        "#!/bin/sh\necho 'bwrap: Creating new namespace failed: Operation not permitted' >&2\n"
+        "exit 1\n"
+    )
+    fake.chmod(0o755)
+    real_which = shutil.which
+    monkeypatch.setattr(
+        sandbox.shutil, "which", lambda name: str(fake) if name == "bwrap" else real_which(name)
+    )
+    monkeypatch.setattr(sandbox.os, "geteuid", lambda: 0)
+    with pytest.raises(sandbox.SandboxUnavailable) as err:
+        sandbox.find_tools()
+    assert "Operation not permitted" in str(err.value)
+    assert "privileged" in str(err.value) and "--unsafe" in str(err.value)
