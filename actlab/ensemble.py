@@ -479,6 +479,122 @@ class _StackedOptimizer:
         return [lr / bc1 for lr in self.lrs]
 
 
+class _HandStep:
+    """A training step's forward and backward pass written out, into buffers kept between steps.
+
+    Autograd records a graph node per operation and allocates every intermediate anew at
+    each step; for chapter 3's small networks that bookkeeping, the copies it implies and
+    cache-cold fresh memory cost more than the activations themselves. Here:
+
+    * each layer's weight and bias are one tensor ``(E, fan_in + 1, fan_out)``, the bias
+      its last row, and each hidden activation is stored with a column of ones after it,
+      so a single ``bmm`` computes a layer with its bias, and a single ``bmm`` its weight
+      and bias gradients together (no broadcast copy of the bias, no sum for its
+      gradient). The model's ``weights[k]`` and ``biases[k]`` become views of these
+      tensors, so they always hold the trained values;
+    * every run of members sharing an activation is computed by the kernels autograd
+      would use for it (see :func:`_kernels`), writing into views of the layer's
+      buffers that are sliced once, and its derivative is applied in place;
+    * autograd differentiates only the loss with respect to the outputs (a tensor of
+      ``E x N x out_dim`` numbers), so every loss of :func:`_loss_per_member` works.
+
+    Only for members without a norm whose activations all have kernels (every
+    activation of the course); :func:`train_ensemble` uses autograd otherwise.
+    """
+
+    def __init__(self, model: EnsembleMLP) -> None:
+        if not self.supports(model):
+            raise ValueError("the hand-written step needs members without norms and known kernels")
+        self.model = model
+        self.layers: list[torch.Tensor] = []
+        with torch.no_grad():
+            for W, b in zip(model.weights, model.biases, strict=True):
+                packed = torch.cat([W.detach(), b.detach()], dim=1)
+                W.data, b.data = packed[:, :-1], packed[:, -1:]
+                packed.grad = torch.zeros_like(packed)  # written by every backward pass
+                self.layers.append(packed)
+        # The transposed weights (without the bias row) that carry gradients down.
+        self._weights_t = [p[:, :-1].transpose(1, 2) for p in self.layers]
+        self._buffers: dict[int, dict[str, Any]] = {}
+
+    @staticmethod
+    def supports(model: EnsembleMLP) -> bool:
+        """Whether ``model`` can be trained by this step (no norms, every activation has kernels)."""
+        return not len(model.norm_weights) and all(r[3] is not None for r in model._runs)
+
+    @property
+    def weight_grads(self) -> list[torch.Tensor]:
+        """The last backward pass's weight gradients, ``(E, fan_in, fan_out)`` per layer (views)."""
+        return [p.grad[:, :-1] for p in self.layers]
+
+    def _buffers_for(self, n: int, x: torch.Tensor) -> dict[str, Any]:
+        """The buffers of a step on ``n`` examples, with each activation run's views sliced once."""
+        bufs = self._buffers.get(n)
+        if bufs is not None:
+            return bufs
+        E, hidden = self.model.size, len(self.layers) - 1
+        width, out_dim = self.model.shape[1], self.model.shape[3]
+        kw = dict(dtype=x.dtype, device=x.device)
+        z = [torch.empty(E, n, width, **kw) for _ in range(hidden)]
+        a = [torch.ones(E, n, width + 1, **kw) for _ in range(hidden)]  # ones column kept
+        g = [torch.empty(E, n, width, **kw) for _ in range(2)]
+        fwd, bwd = [], []
+        for k in range(hidden):
+            y, gk = a[k][..., :-1], g[(k + 1) % 2]  # layer k + 1's backward writes g[...]
+            runs = self.model._runs
+            whole = len(runs) == 1
+            fwd.append(
+                [(kern[0], z[k] if whole else z[k][s:e], y if whole else y[s:e])
+                 for s, e, _, kern in runs]
+            )  # fmt: skip
+            bwd.append(
+                [(kern[1], gk if whole else gk[s:e], z[k] if whole else z[k][s:e],
+                  y if whole else y[s:e]) for s, e, _, kern in runs]
+            )  # fmt: skip
+        bufs = {
+            "z": z, "a": a, "g": g, "fwd": fwd, "bwd": bwd,
+            "a_t": [t.transpose(1, 2) for t in a],
+            "out": torch.empty(E, n, out_dim, **kw),
+        }  # fmt: skip
+        self._buffers[n] = bufs
+        return bufs
+
+    def __call__(self, x: torch.Tensor, y: torch.Tensor, loss: str) -> torch.Tensor:
+        """Forward and backward pass on ``(x, y)``: fills every ``layers[k].grad``.
+
+        Returns:
+            The loss of each member, shape ``(E,)``, before the update.
+        """
+        E, n = self.model.size, x.shape[-2]
+        bufs = self._buffers_for(n, x)
+        if x.dim() == 2:
+            x1 = torch.cat([x, x.new_ones(n, 1)], dim=1).expand(E, n, x.shape[1] + 1)
+        else:
+            x1 = torch.cat([x, x.new_ones(E, n, 1)], dim=2)
+        with torch.no_grad():
+            h = x1
+            for k, calls in enumerate(bufs["fwd"]):
+                torch.bmm(h, self.layers[k], out=bufs["z"][k])
+                for fwd, zs, ys in calls:
+                    fwd(zs, ys)
+                h = bufs["a"][k]
+            torch.bmm(h, self.layers[-1], out=bufs["out"])
+        out = bufs["out"].detach().requires_grad_(True)
+        with torch.enable_grad():
+            per_member = _loss_per_member(out, y, loss)
+            (g,) = torch.autograd.grad(per_member.sum(), out)
+        with torch.no_grad():
+            for k in range(len(self.layers) - 1, 0, -1):
+                torch.bmm(bufs["a_t"][k - 1], g, out=self.layers[k].grad)
+                g_below = bufs["g"][k % 2]
+                torch.bmm(g, self._weights_t[k], out=g_below)
+                for bwd, gs, zs, ys in bufs["bwd"][k - 1]:
+                    bwd(gs, zs, ys, gs)  # the activation's derivative, in place
+                g = g_below
+            torch.bmm(x1.transpose(1, 2), g, out=self.layers[0].grad)
+        return per_member.detach()
+
+
 @dataclass
 class EnsembleResult:
     """What :func:`train_ensemble` measured.
@@ -548,13 +664,54 @@ def epoch_batches(
 Probe = Callable[["EnsembleMLP", torch.Tensor], Any]
 
 
+class _Trainer:
+    """The steps of :func:`train_ensemble`: gradients, then the optimiser's update.
+
+    The gradients come from :class:`_HandStep` where it applies (members without norms)
+    and from autograd otherwise; both give each member the gradient of its own loss.
+    """
+
+    def __init__(
+        self,
+        model: EnsembleMLP,
+        lrs: torch.Tensor,
+        optimizer: str = "adam",
+        momentum: float = 0.0,
+        loss: str = "mse",
+    ) -> None:
+        self.model, self.loss = model, loss
+        self.hand = _HandStep(model) if _HandStep.supports(model) else None
+        params = self.hand.layers if self.hand is not None else model.params
+        self.opt = _StackedOptimizer(params, lrs, kind=optimizer, momentum=momentum)
+
+    def gradients(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """Every parameter's gradient on ``(x, y)``; returns each member's loss, shape ``(E,)``."""
+        if self.hand is not None:
+            return self.hand(x, y, self.loss)
+        for p in self.model.params:
+            p.grad = None
+        per_member = _loss_per_member(self.model(x), y, self.loss)
+        per_member.sum().backward()
+        return per_member.detach()
+
+    @torch.no_grad()
+    def weight_grad_norms(self) -> torch.Tensor:
+        """Frobenius norm of each layer's weight gradient, shape ``(E, n_layers)``."""
+        if self.hand is not None:
+            grads = self.hand.weight_grads
+        else:
+            grads = [w.grad for w in self.model.weights]
+        return torch.stack([torch.linalg.vector_norm(g, dim=(1, 2)) for g in grads], dim=1)
+
+    def update(self) -> None:
+        """One step of the optimiser with the gradients of the last :meth:`gradients`."""
+        self.opt.step()
+
+
 def _run_epochs(
-    model: EnsembleMLP,
-    params: list[nn.Parameter],
-    opt: _StackedOptimizer,
+    trainer: _Trainer,
     X_t: torch.Tensor,
     y_t: torch.Tensor,
-    loss: str,
     batch_size: int | None,
     data_seed: int,
     num_epochs: int,
@@ -567,10 +724,11 @@ def _run_epochs(
     probes: dict[int, Any] | None = None,
 ) -> None:
     """The epochs of :func:`train_ensemble`; fills ``losses``, ``norms`` and ``probes`` in place."""
+    model = trainer.model
     E, device = model.size, X_t.device
     n = X_t.shape[-2]
     # The example axis: the one before the features, or the last one of class labels.
-    y_axis = y_t.dim() - (1 if loss == "ce" else 2)
+    y_axis = y_t.dim() - (1 if trainer.loss == "ce" else 2)
 
     def run_probe(epoch: int) -> None:
         if probe is not None and epoch in probe_at and probes is not None:
@@ -586,17 +744,11 @@ def _run_epochs(
             else:
                 idx = idx.to(device)
                 xb, yb = X_t.index_select(X_t.dim() - 2, idx), y_t.index_select(y_axis, idx)
-            for p in params:
-                p.grad = None
-            per_member = _loss_per_member(model(xb), yb, loss)
-            per_member.sum().backward()
-            with torch.no_grad():
-                losses[epoch] += per_member.detach()
-                if b == 0 and epoch in slot:
-                    norms[slot[epoch]] = torch.stack(
-                        [w.grad.flatten(1).norm(dim=1) for w in model.weights], dim=1
-                    )
-            opt.step()
+            per_member = trainer.gradients(xb, yb)
+            losses[epoch] += per_member
+            if b == 0 and epoch in slot:
+                norms[slot[epoch]] = trainer.weight_grad_norms()
+            trainer.update()
         if batches is not None:
             losses[epoch] /= len(batches)
     run_probe(num_epochs)
@@ -678,9 +830,8 @@ def train_ensemble(
         raise ValueError(f"X and y hold different numbers of examples: {X_t.shape}, {y_t.shape}")
     out_dim = int(y_t.max().item()) + 1 if loss == "ce" else y_t.shape[-1]
     model = EnsembleMLP(members, X_t.shape[-1], width, depth, out_dim, dtype=dtype).to(device)
-    params = model.params
     lrs = torch.tensor([m.lr for m in model.members], dtype=dtype, device=device)
-    opt = _StackedOptimizer(params, lrs, kind=optimizer, momentum=momentum)
+    trainer = _Trainer(model, lrs, optimizer=optimizer, momentum=momentum, loss=loss)
 
     record = set(range(num_epochs)) if grad_epochs is None else {int(e) for e in grad_epochs}
     record_sorted = sorted(e for e in record if 0 <= e < num_epochs)
@@ -694,8 +845,8 @@ def train_ensemble(
     with limit_cpu_threads(cpu_threads, device), Stopwatch(device) as watch:
         where = describe_device(device)  # as trained, with the thread count in force
         _run_epochs(
-            model, params, opt, X_t, y_t, loss, batch_size, data_seed, num_epochs, progress,
-            losses, norms, slot, probe, probe_at, probes,
+            trainer, X_t, y_t, batch_size, data_seed, num_epochs, progress, losses, norms,
+            slot, probe, probe_at, probes,
         )  # fmt: skip
 
     return EnsembleResult(

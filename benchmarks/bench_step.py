@@ -80,7 +80,16 @@ def make_step(lib: ModuleType, e: int, width: int, device: torch.device):
         lib.Member(seed=i, activation=ACTIVATIONS[i * len(ACTIVATIONS) // e]) for i in range(e)
     ]
     model = lib.EnsembleMLP(members, 1, width, DEPTH, 1).to(device)
-    opt = lib._StackedOptimizer(model.params, torch.full((e,), 1e-3, device=device))
+    lrs = torch.full((e,), 1e-3, device=device)
+    if hasattr(lib, "_Trainer"):  # the step train_ensemble takes
+        trainer = lib._Trainer(model, lrs)
+
+        def step() -> None:
+            trainer.gradients(Xt, yt)
+            trainer.update()
+
+        return step, model
+    opt = lib._StackedOptimizer(model.params, lrs)  # revisions before the trainer class
 
     def step() -> None:
         for p in model.params:
@@ -93,8 +102,8 @@ def make_step(lib: ModuleType, e: int, width: int, device: torch.device):
 
 def make_floor(model, e: int, width: int, device: torch.device):
     """The step's matrix products alone, on tensors of the step's shapes."""
-    Ws = [w.detach() for w in model.weights]
-    bs = [b.detach() for b in model.biases]
+    Ws = [w.detach().clone() for w in model.weights]  # contiguous, as nn.Linear keeps them
+    bs = [b.detach().clone() for b in model.biases]
     gen = torch.Generator().manual_seed(0)
     hs = [torch.rand(e, N, 1, generator=gen).to(device)]
     hs += [torch.randn(e, N, width, generator=gen).to(device) for _ in range(DEPTH)]

@@ -433,3 +433,45 @@ def test_results_do_not_depend_on_the_thread_count() -> None:
     np.testing.assert_array_equal(one.losses, two.losses)
     for a, b in zip(one.model.params, two.model.params, strict=True):
         assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("loss", ["mse", "ce"])
+def test_hand_written_step_gives_autograds_gradients(loss: str) -> None:
+    """The step train_ensemble takes for members without norms: every activation of the
+    course in runs, per-member inputs, the same weight and bias gradients as autograd."""
+    from actlab.activations import names
+    from actlab.ensemble import _HandStep
+
+    members = [Member(seed=i, activation=a) for i, a in enumerate([*names(), "none", "relu"])]
+    E, (X, y) = len(members), data()
+    gen = torch.Generator().manual_seed(3)
+    Xe = torch.tensor(X).expand(E, *X.shape) + 0.1 * torch.randn(
+        E, *X.shape, generator=gen, dtype=torch.float64
+    )
+    ye = torch.tensor(y) if loss == "mse" else torch.randint(0, 3, (E, len(X)), generator=gen)
+    ref = EnsembleMLP(
+        members, 2, WIDTH, DEPTH, ye.shape[-1] if loss == "mse" else 3, dtype=torch.float64
+    )
+    model = EnsembleMLP(
+        members, 2, WIDTH, DEPTH, ye.shape[-1] if loss == "mse" else 3, dtype=torch.float64
+    )
+    hand = _HandStep(model)
+    from actlab.ensemble import _loss_per_member
+
+    for x in (Xe, torch.tensor(X)):
+        for p in ref.params:
+            p.grad = None
+        expected = _loss_per_member(ref(x), ye, loss)
+        expected.sum().backward()
+        got = hand(x, ye, loss)
+        torch.testing.assert_close(got, expected.detach(), rtol=1e-12, atol=1e-14)
+        for k, packed in enumerate(hand.layers):
+            torch.testing.assert_close(
+                packed.grad[:, :-1], ref.weights[k].grad, rtol=1e-10, atol=1e-13
+            )
+            torch.testing.assert_close(
+                packed.grad[:, -1:], ref.biases[k].grad, rtol=1e-10, atol=1e-13
+            )
+            # the model's own weights are views of the packed tensors
+            assert model.weights[k].data_ptr() == packed.data_ptr()
+            torch.testing.assert_close(model.biases[k], ref.biases[k], rtol=0, atol=0)
