@@ -17,8 +17,8 @@ the time is the process's CPU time (other work on the machine inflates it less t
 wall time); on a GPU it is wall time with the device synchronised.
 
 It also prints the profile of one step of the default shape by operator, where
-batching stops paying (the member count after which the time per member no longer
-falls by 10 %), the memory one member's step needs (measured) and the largest
+batching stops paying (the member count from which the time per member stays within
+10 % of the lowest), the memory one member's step needs (measured) and the largest
 ensemble that fits in this machine's memory, and writes the scaling plot.
 
 Usage (record the printed tables in benchmarks/ENSEMBLE.md)::
@@ -33,7 +33,6 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -88,6 +87,7 @@ def make_step(lib: ModuleType, e: int, width: int, device: torch.device):
             trainer.gradients(Xt, yt)
             trainer.update()
 
+        step.trainer = trainer
         return step, model
     opt = lib._StackedOptimizer(model.params, lrs)  # revisions before the trainer class
 
@@ -180,10 +180,10 @@ def profile(e: int, width: int, device: torch.device) -> list[tuple[str, float]]
     return sorted(groups.items(), key=lambda kv: -kv[1])
 
 
-def _peak_bytes(device: torch.device) -> int:
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device)
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+def _rss_bytes() -> int:
+    """The process's resident memory now (Linux ``/proc/self/statm``)."""
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
 
 
 def _available_bytes(device: torch.device) -> int:
@@ -195,36 +195,70 @@ def _available_bytes(device: torch.device) -> int:
     return info["MemAvailable"]
 
 
-def peak_of_step(e: int, width: int, device: torch.device) -> int:
-    """Peak memory (bytes) of a process that builds ``e`` members and trains them two steps."""
-    step, _ = make_step(current, e, width, device)
+def held_bytes(obj) -> int:
+    """Bytes of every tensor storage reachable from ``obj``'s attributes, each counted once."""
+    seen: dict[int, int] = {}
+
+    def visit(x, depth: int = 0) -> None:
+        if torch.is_tensor(x):
+            for t in (x, x.grad):
+                if t is not None:
+                    s = t.untyped_storage()
+                    seen[s.data_ptr()] = s.nbytes()
+        elif depth < 6 and isinstance(x, dict):
+            for v in x.values():
+                visit(v, depth + 1)
+        elif depth < 6 and isinstance(x, (list, tuple)):
+            for v in x:
+                visit(v, depth + 1)
+        elif depth < 6 and hasattr(x, "__dict__") and not isinstance(x, type):
+            for v in vars(x).values():
+                visit(v, depth + 1)
+            if isinstance(x, torch.nn.Module):
+                for t in x.state_dict(keep_vars=True).values():
+                    visit(t, depth + 1)
+
+    visit(obj)
+    return sum(seen.values())
+
+
+def memory_of_step(e: int, width: int, device: torch.device) -> tuple[int, int]:
+    """Bytes the trainer holds after two steps of ``e`` members (counted), and the growth
+    of this process's resident memory from before building them (measured; CPU only)."""
+    rss0 = _rss_bytes()
+    step, model = make_step(current, e, width, device)
     for _ in range(2):
         step()
-    return _peak_bytes(device)
+    held = held_bytes(step.trainer) if hasattr(step, "trainer") else held_bytes(model)
+    return held, _rss_bytes() - rss0
 
 
-def memory_per_member(width: int, device: torch.device) -> tuple[float, tuple[int, int]]:
-    """Bytes one member's training step needs: growth of the peak between two ensemble sizes.
-
-    Each size runs in a fresh process (a process's peak never falls); the sizes keep
-    the larger run near 1 GiB.
-    """
+def memory_per_member(width: int, device: torch.device) -> tuple[float, float, tuple[int, int]]:
+    """Bytes per member of a training step: the growth between two ensemble sizes, of the
+    tensors the trainer holds and of the resident memory, each size in a fresh process."""
     lo = max(4, int(2**30 / 3 / (16 * (DEPTH * width * width + 3 * DEPTH * N * width))))
     sizes = (lo, 3 * lo)
-    peaks = []
+    held, rss = [], []
     for e in sizes:
-        cmd = [sys.executable, __file__, "--device", device.type, "--peak-of", f"{e},{width}"]
-        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
-        peaks.append(int(out.split()[-1]))
-    return (peaks[1] - peaks[0]) / (sizes[1] - sizes[0]), sizes
+        cmd = [sys.executable, __file__, "--device", device.type, "--memory-of", f"{e},{width}"]
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.split()
+        held.append(int(out[-2]))
+        rss.append(int(out[-1]))
+    span = sizes[1] - sizes[0]
+    return (held[1] - held[0]) / span, (rss[1] - rss[0]) / span, sizes
 
 
 def stops_paying(rows: list[tuple[int, float]]) -> int:
-    """The member count after which the time per member falls by less than 10 % (rows sorted)."""
-    for (e0, t0), (_, t1) in zip(rows, rows[1:], strict=False):
-        if t1 / t0 > 0.9:
-            return e0
-    return rows[-1][0]
+    """The smallest member count whose time per member is within 10 % of the table's
+    lowest, and stays so for every larger count (rows sorted by members): beyond it a
+    larger ensemble saves less than 10 % per member."""
+    best = min(t for _, t in rows)
+    count = rows[-1][0]
+    for e, t in reversed(rows):
+        if t > 1.1 * best:
+            break
+        count = e
+    return count
 
 
 def plot(path: str, by_members, by_width, label: str) -> None:
@@ -288,14 +322,14 @@ def main() -> None:
     parser.add_argument("--blocks", type=int, default=5, help="interleaved blocks per figure")
     parser.add_argument("--block-seconds", type=float, default=0.3, help="length of a block")
     parser.add_argument("--plot", default=None, help="write the scaling plot to this PNG")
-    parser.add_argument("--peak-of", type=_ints, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--memory-of", type=_ints, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     device = get_device(args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--device cuda: no CUDA device is available here")
-    if args.peak_of:  # one measurement of memory_per_member, in its own process
+    if args.memory_of:  # one measurement of memory_per_member, in its own process
         torch.set_num_threads(1)
-        print(peak_of_step(*args.peak_of, device))
+        print(*memory_of_step(*args.memory_of, device))
         return
     before = load_revision(args.before) if args.before else None
     cols = ["floor (ms)", "step (ms)", "step / floor", "ms per member"]
@@ -336,17 +370,25 @@ def main() -> None:
 
     one = [(e, t["step"] / e) for e, _, t in by_members[: len(args.members)]]
     if len(one) > 1:
-        print(f"\nbatching stops paying after {stops_paying(one)} members "
-              "(the time per member falls by less than 10 % beyond)")  # fmt: skip
-    print("\nmemory of a training step, per member (growth of the peak between two sizes):\n")
-    print("| width | sizes | MiB per member | available now (GiB) | largest ensemble that fits |")
-    print("| ---: | ---: | ---: | ---: | ---: |")
+        print(f"\nbatching stops paying at {stops_paying(one)} members (from there on the time "
+              "per member is within 10 % of the lowest in the table)")  # fmt: skip
+    print("\nmemory of a training step, per member (growth between two ensemble sizes, each "
+          "in a fresh process): the tensors the trainer holds (parameters, gradients, optimiser "
+          "state, buffers; counted) and the process's resident memory (measured):\n")  # fmt: skip
+    print("| width | sizes | tensors held (MiB per member) | resident (MiB per member) | "
+          "available now (GiB) | largest ensemble that fits (estimate) |")  # fmt: skip
+    print("| ---: | ---: | ---: | ---: | ---: | ---: |")
     for w in sorted({64, max(args.widths)}):
-        per, sizes = memory_per_member(w, device)
+        held, rss, sizes = memory_per_member(w, device)
         avail = _available_bytes(device)
+        per = max(held, rss)
         fits = int(avail // per) if per > 0 else 0
-        print(f"| {w} | {sizes[0]}, {sizes[1]} | {per / 2**20:.2f} | {avail / 2**30:.1f} | {fits} |",
-              flush=True)  # fmt: skip
+        print(f"| {w} | {sizes[0]}, {sizes[1]} | {held / 2**20:.3f} | {rss / 2**20:.3f} | "
+              f"{avail / 2**30:.1f} | {fits} |", flush=True)  # fmt: skip
+    print(
+        "(the largest ensemble is the available memory over the larger of the two figures "
+        "per member, an estimate: it was not run)"
+    )
 
     if device.type == "cpu":
         e0 = 20 if 20 in args.members else args.members[0]
