@@ -8,10 +8,13 @@ full-batch Adam (lr 1e-3), MSE, 500 epochs.
   ``torch.optim.Adam``, the ordinary way);
 * ensemble: one ``actlab.ensemble.train_ensemble`` call for all 20.
 
-Usage (record the printed table in benchmarks/ENSEMBLE.md)::
+With several thread counts (``--threads 1,2``) both paths are timed at each, in
+interleaved repeats, and the script reports each path at its best thread count and
+the thread count ``actlab.device.auto_threads`` picks on this machine now.
 
-    .venv/bin/python benchmarks/bench_ensemble.py --repeats 3              # 1 CPU thread
-    .venv/bin/python benchmarks/bench_ensemble.py --repeats 3 --threads 2
+Usage (record the printed tables in benchmarks/ENSEMBLE.md)::
+
+    .venv/bin/python benchmarks/bench_ensemble.py --repeats 3 --threads 1,2
     .venv/bin/python benchmarks/bench_ensemble.py --device cuda --repeats 3
 """
 
@@ -26,7 +29,7 @@ import time
 import torch
 
 from actlab.data import noisy_sine
-from actlab.device import Stopwatch, describe_device, get_device
+from actlab.device import Stopwatch, auto_threads, describe_device, get_device
 from actlab.ensemble import members_grid, train_ensemble, train_single
 
 ACTIVATIONS = ("sigmoid", "relu", "leaky_relu", "gelu")
@@ -39,9 +42,13 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=500)
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--width", type=int, default=64, help="units per hidden layer")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads, both paths")
+    parser.add_argument(
+        "--threads", default="1", help="torch CPU thread counts for both paths, e.g. 1,2"
+    )
     args = parser.parse_args()
-    torch.set_num_threads(args.threads)
+    thread_counts = [int(t) for t in args.threads.split(",")]
+    picked = auto_threads()  # before this process loads the machine
+    torch.set_num_threads(thread_counts[0])
 
     device = get_device(args.device)
     X, y = noisy_sine(200, 0.1, seed=0)
@@ -79,18 +86,18 @@ def main() -> None:
         num_epochs=5,
     )
 
-    times: dict[str, list[float]] = {"loop": [], "ensemble": []}
+    times: dict[tuple[str, int], list[float]] = {}
     load_before = os.getloadavg()
     for _ in range(args.repeats):
-        for name, fn in (("loop", run_loop), ("ensemble", run_ensemble)):
-            with Stopwatch(device) as sw:
-                fn()
-            times[name].append(sw.seconds)
-            print(f"  {name:8s} {sw.seconds:7.2f} s", flush=True)
+        for threads in thread_counts:
+            torch.set_num_threads(threads)
+            for name, fn in (("loop", run_loop), ("ensemble", run_ensemble)):
+                with Stopwatch(device) as sw:
+                    fn()
+                times.setdefault((name, threads), []).append(sw.seconds)
+                print(f"  {threads} thread(s) {name:8s} {sw.seconds:7.2f} s", flush=True)
     load_after = os.getloadavg()
 
-    loop_med = statistics.median(times["loop"])
-    ens_med = statistics.median(times["ensemble"])
     print()
     print(f"date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
     print(
@@ -101,14 +108,26 @@ def main() -> None:
         f"sweep: {len(members)} networks (10x{args.width}, {args.epochs} epochs, full-batch Adam)"
     )
     print(f"load average before/after: {load_before[0]:.2f} / {load_after[0]:.2f}")
+    print(f"threads auto_threads() picked at the start: {picked}")
     print()
-    print("| method | median (s) | min (s) | max (s) | repeats |")
-    print("| --- | --- | --- | --- | --- |")
-    for name in ("loop", "ensemble"):
-        t = times[name]
-        print(f"| {name} | {statistics.median(t):.2f} | {min(t):.2f} | {max(t):.2f} | {len(t)} |")
+    print("| threads | method | median (s) | min (s) | max (s) | repeats |")
+    print("| ---: | --- | ---: | ---: | ---: | ---: |")
+    med = {key: statistics.median(t) for key, t in times.items()}
+    for (name, threads), t in times.items():
+        print(
+            f"| {threads} | {name} | {med[name, threads]:.2f} | {min(t):.2f} | {max(t):.2f} "
+            f"| {len(t)} |"
+        )
     print()
-    print(f"speed-up (median loop / median ensemble): {loop_med / ens_med:.1f}x")
+    for threads in thread_counts:
+        ratio = med["loop", threads] / med["ensemble", threads]
+        print(f"speed-up at {threads} thread(s) (median loop / median ensemble): {ratio:.2f}x")
+    best = {name: min((med[name, th], th) for th in thread_counts) for name in ("loop", "ensemble")}
+    print(
+        f"each at its best: loop {best['loop'][0]:.2f} s ({best['loop'][1]} thread(s)), "
+        f"ensemble {best['ensemble'][0]:.2f} s ({best['ensemble'][1]} thread(s)): "
+        f"{best['loop'][0] / best['ensemble'][0]:.2f}x"
+    )
 
 
 if __name__ == "__main__":
