@@ -3,7 +3,8 @@
 Every chapter ends its main idea with an explorer. A definition is a function
 of a few discretely valued parameters that returns a matplotlib figure.
 
-* ``Explorer.live()`` draws on demand from Python callbacks (needs a kernel).
+* ``Explorer.live()`` draws on demand from Python callbacks (needs a kernel); once
+  every frame is drawn it swaps them in the browser like the static view.
 * ``Explorer.static()`` renders every combination once into PNG frames held in
   nested ``ipywidgets.Stack`` widgets; each control is ``jslink``-ed to the
   ``selected_index`` of the stacks at its level, so the page stays interactive
@@ -172,29 +173,49 @@ class Explorer:
         return head
 
     def live(self, prerender: bool = True) -> widgets.VBox:
-        """Controls with Python callbacks redrawing one image (needs a running kernel).
+        """Controls with Python callbacks that show the selected frame (needs a running kernel).
 
-        The first frame is drawn at once. In a Jupyter kernel every other frame is
-        drawn by one background thread, between cells (never while a cell runs):
-        the frame a control asks for first, then, if ``prerender`` is true, the
-        remaining frames, nearest to the current selection first. A control change
-        whose frame is already drawn only swaps the image's bytes, so the view
-        answers as fast as the static one. Frames come from :meth:`frame`, so they
-        are the same PNGs the static view shows. Outside a kernel (scripts, tests)
-        a change draws its frame synchronously.
+        If every frame is already drawn (:meth:`render_all` was called), the frames
+        are the static view's ``jslink``-ed stacks: a control change swaps the image
+        in the browser with no round trip to the kernel, and a callback only updates
+        the text region that repeats the frame's description.
+
+        Otherwise the first frame is drawn at once and shown in one image that a
+        callback replaces. In a Jupyter kernel every other frame is drawn by one
+        background thread, between cells (never while a cell runs): the frame a
+        control asks for first, then, if ``prerender`` is true, the remaining
+        frames, nearest to the current selection first. A change whose frame is
+        already drawn only swaps the image's bytes. Outside a kernel (scripts,
+        tests) a change draws its frame synchronously. Frames come from
+        :meth:`frame`, so they are the same PNGs the static view shows.
         """
         ctrls = [c.widget() for c in self.controls]
-        view = _LiveView(self, ctrls, prerender=prerender)
-        for w in ctrls:
-            w.observe(view.on_change, names="index")
-        box = widgets.VBox([*self._header(ctrls), view.image, view.text])
-        box.add_class("actlab-explorer")
+        if all(k in self._cache for k in self.keys()):
+            box = self._stacked(ctrls)
+            text = box.children[-1]
+
+            def follow(_change: object = None) -> None:
+                text.value = self.frame_text_html([int(w.index) for w in ctrls])
+
+            for w in ctrls:
+                w.observe(follow, names="index")
+        else:
+            view = _LiveView(self, ctrls, prerender=prerender)
+            for w in ctrls:
+                w.observe(view.on_change, names="index")
+            box = widgets.VBox([*self._header(ctrls), view.image, view.text])
+            box.add_class("actlab-explorer")
         box.add_class("actlab-live")
         return box
 
     def static(self) -> widgets.VBox:
         """Controls ``jslink``-ed to nested stacks of precomputed frames (works without a kernel)."""
-        ctrls = [c.widget() for c in self.controls]
+        box = self._stacked([c.widget() for c in self.controls])
+        box.add_class("actlab-static")
+        return box
+
+    def _stacked(self, ctrls: list[widgets.Widget]) -> widgets.VBox:
+        """Every frame in nested stacks, each ``jslink``-ed to its level's control."""
         links: list[widgets.Widget] = []
 
         def build(level: int, prefix: tuple[int, ...]) -> widgets.Widget:
@@ -213,7 +234,6 @@ class Explorer:
         text = widgets.HTML(self.frame_text_html([c.default_index for c in self.controls]))
         box = widgets.VBox([*self._header(ctrls), frames, text])
         box.add_class("actlab-explorer")
-        box.add_class("actlab-static")
         # The links are widgets of their own (saved in the page's widget state);
         # keep them reachable from the view.
         box.links = links  # type: ignore[attr-defined]

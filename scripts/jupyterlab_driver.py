@@ -338,21 +338,26 @@ _JS_LATENCY = r"""
 window.__lat = {
   arm(el) {
     const rec = {t0: null, t1: null, pending: false};
-    const imgs = () => Array.from(el.querySelectorAll('img'));
-    const before = new Set(imgs().map(i => i.src));
+    // The frame shown: an image with no hidden (display: none) ancestor. A view whose
+    // frames are all drawn swaps them by showing another stack child; otherwise the
+    // kernel replaces the image.
+    const shown = () => Array.from(el.querySelectorAll('img'))
+      .filter(i => i.isConnected && i.offsetParent !== null && i.src);
+    const before = new Set(shown().map(i => i.src));
     const started = () => { if (rec.t0 === null) rec.t0 = performance.now(); };
     const types = ['keydown', 'click', 'input', 'change'];
     for (const t of types) el.addEventListener(t, started, true);
     const obs = new MutationObserver(() => {
       if (rec.t0 === null || rec.pending) return;
-      const fresh = imgs().find(i => i.src && !before.has(i.src) && i.isConnected);
+      const fresh = shown().find(i => !before.has(i.src));
       if (!fresh) return;
       rec.pending = true;
       obs.disconnect();
       fresh.decode().catch(() => null).then(
         () => requestAnimationFrame(() => { rec.t1 = performance.now(); }));
     });
-    obs.observe(el, {subtree: true, childList: true, attributes: true, attributeFilter: ['src']});
+    obs.observe(el, {subtree: true, childList: true, attributes: true,
+                     attributeFilter: ['src', 'class', 'style']});
     rec.cleanup = () => { obs.disconnect(); for (const t of types) el.removeEventListener(t, started, true); };
     if (window.__lat.current) window.__lat.current.cleanup();
     window.__lat.current = rec;

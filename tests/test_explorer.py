@@ -92,6 +92,27 @@ def test_live_view_redraws_when_a_control_moves() -> None:
     assert announced(view) == ex.frame_alt((2, 1))
 
 
+def test_live_view_of_a_drawn_explorer_swaps_frames_in_the_browser() -> None:
+    ex = make()
+    ex.render_all()
+    view = ex.live()
+    assert "actlab-live" in view._dom_classes
+    slope, shift = controls(view)
+    outer = view.children[-2]
+    assert isinstance(outer, widgets.Stack), "a drawn explorer's live view holds every frame"
+    linked = {(id(link.source[0]), id(link.target[0])) for link in view.links}
+    assert (id(slope), id(outer)) in linked
+    assert all((id(shift), id(inner)) in linked for inner in outer.children)
+    for a, b in [(2, 0), (1, 1), (0, 1)]:
+        slope.index, shift.index = a, b
+        # the links move the stacks in the browser; the kernel keeps the text in step
+        assert announced(view) == ex.frame_alt((a, b))
+        outer.selected_index = a
+        for inner in outer.children:
+            inner.selected_index = b
+        assert shown_png(view) == ex.frame((a, b))
+
+
 @pytest.mark.parametrize("kind", ["slider", "dropdown", "buttons"])
 def test_static_view_nests_stacks_linked_to_the_controls(kind: str) -> None:
     ex = make(kind)
