@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import http.server
 import os
-import shutil
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,9 +14,11 @@ import pytest
 import yaml
 from conftest import ROOT
 
+sys.path.insert(0, str(ROOT / "scripts"))
+import jupyterlab_driver as jl  # noqa: E402
+
 # ACTLAB_SITE points the test at another build of the site (default: make book's).
 SITE = Path(os.environ.get("ACTLAB_SITE") or ROOT / "_build" / "html")
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 
 pytestmark = [pytest.mark.book, pytest.mark.browser, pytest.mark.xdist_group("browser")]
 
@@ -50,24 +52,12 @@ def site_url() -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    if not Path(CHROMIUM).exists():
-        pytest.fail("Chromium is missing: `make system` installs Debian's chromium")
-    with sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-                "--no-first-run",
-            ],
-        )
-        yield b
-        b.close()
+    # the same offline Chromium as the JupyterLab test (one set of launch flags)
+    try:
+        with jl.chromium() as b:
+            yield b
+    except RuntimeError as err:  # Chromium missing
+        pytest.fail(str(err))
 
 
 class PageVisit:
