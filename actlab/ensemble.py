@@ -7,7 +7,10 @@ members are stacked into one model: layer ``k`` holds a weight tensor of shape
 ``(E, fan_in, fan_out)`` and the forward pass is one ``torch.baddbmm`` per layer
 for all members together. The members' losses are summed before the backward
 pass; since no parameter is shared, each member receives exactly the gradient of
-its own loss, so a member trains exactly as it would alone.
+its own loss, so a member trains exactly as it would alone. For members without a
+norm, :func:`train_ensemble` runs that forward and backward pass written out by hand
+(:class:`_HandStep`: weight and bias packed in one tensor per layer, buffers kept
+between steps), which the tests check against autograd and against the network alone.
 
 Members may differ in seed, activation, learning rate, initialisation, hidden
 bias and normalisation, and may train on data of their own. The

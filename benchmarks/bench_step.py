@@ -18,12 +18,13 @@ wall time); on a GPU it is wall time with the device synchronised.
 
 It also prints the profile of one step of the default shape by operator, where
 batching stops paying (the member count from which the time per member stays within
-10 % of the lowest), the memory one member's step needs (measured) and the largest
-ensemble that fits in this machine's memory, and writes the scaling plot.
+10 % of the lowest), the memory one member's step needs (counted and measured) and
+the largest ensemble that would fit in this machine's memory (an estimate), and writes
+the scaling plot.
 
 Usage (record the printed tables in benchmarks/ENSEMBLE.md)::
 
-    .venv/bin/python benchmarks/bench_step.py --before ad1d9e4 --plot benchmarks/ENSEMBLE_scaling.png
+    .venv/bin/python benchmarks/bench_step.py --before 974f0fd --plot benchmarks/ENSEMBLE_scaling.png
     .venv/bin/python benchmarks/bench_step.py --threads 1,2 --members 20 --widths 64
     .venv/bin/python benchmarks/bench_step.py --device cuda
 """
