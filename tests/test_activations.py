@@ -256,14 +256,15 @@ def test_tangent_explorer_frames_change_with_the_controls() -> None:
     assert explorer.n_frames == 6
     frames = explorer.render_all()
     assert len(set(frames)) == 6  # every combination draws something different
-    live = explorer.live()
+    live = explorer.live()  # every frame drawn: stacks the browser switches, as in the book
     dropdown, slider = live.children[0].children
-    image = live.children[-2]  # the frame; the last child is its text description
-    before = image.value
+    frames, text = live.children[-2:]  # the frames; the last child is the shown one's description
+    assert frames.children[1].children[2].value == explorer.frame_html((1, 2))
+    before = text.value
     slider.index = 2
-    assert image.value != before
+    assert text.value != before
     dropdown.index = 1
-    assert image.value == explorer.frame_html((1, 2))
+    assert text.value == explorer.frame_text_html((1, 2))
     assert "ReLU at z = 1: value 1, slope of the tangent 1" in explorer.frame_alt((1, 2))
 
 
