@@ -60,6 +60,17 @@ def browser():
         pytest.fail(str(err))
 
 
+def open_quietly(page, url: str) -> None:
+    """Load ``url`` and wait until the page has made no request for 0.5 s.
+
+    Generous limits: on a busy 2-core machine a page with many widget frames took more
+    than Playwright's default 30 s to go quiet, and chapter 2's page once more than 120 s
+    in a full test run at load average 4.
+    """
+    page.goto(url, wait_until="load", timeout=300_000)
+    page.wait_for_load_state("networkidle", timeout=300_000)
+
+
 class PageVisit:
     """A page opened with every non-local request blocked and every error recorded."""
 
@@ -75,10 +86,7 @@ class PageVisit:
         self.page.on(
             "response", lambda r: r.status >= 400 and self.errors.append(f"{r.status}: {r.url}")
         )
-        # Generous limits: on a busy 2-core machine a page with many widget frames took
-        # more than Playwright's default 30 s to go quiet.
-        self.page.goto(url, wait_until="load", timeout=120_000)
-        self.page.wait_for_load_state("networkidle", timeout=120_000)
+        open_quietly(self.page, url)
 
     def _route(self, route) -> None:
         if route.request.url.startswith("http://127.0.0.1"):
@@ -224,8 +232,7 @@ def test_page_has_no_wcag_a_or_aa_violations(browser, site_url, path: str, schem
             "**/*",
             lambda r: r.continue_() if r.request.url.startswith("http://127.0.0.1") else r.abort(),
         )
-        page.goto(f"{site_url}/{path}", wait_until="load", timeout=120_000)
-        page.wait_for_load_state("networkidle", timeout=120_000)
+        open_quietly(page, f"{site_url}/{path}")
         page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise")
         page.evaluate("() => MathJax.startup.promise")
         page.wait_for_timeout(500)
