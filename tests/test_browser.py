@@ -60,24 +60,53 @@ def browser():
         pytest.fail(str(err))
 
 
-def open_quietly(page, url: str) -> None:
-    """Load ``url`` and wait until the page has made no request for 0.5 s.
+# The page is ready when MathJax has typeset, every embedded widget view is drawn and
+# every image is decoded. Waiting on these conditions, not on the network going quiet:
+# Playwright's "networkidle" never came on chapter 2's page in one loaded full run
+# (300 s), though the page itself had long finished.
+READY = """() => window.MathJax && MathJax.startup && MathJax.startup.promise
+    && Array.from(document.querySelectorAll(
+         'script[type="application/vnd.jupyter.widget-view+json"]')).every(s => {
+         const area = s.previousElementSibling;
+         return area && area.classList.contains('widget-subarea') && area.childElementCount > 0; })
+    && Array.from(document.images).every(img => img.complete)"""
+
+PENDING = """() => ({
+    mathjax: !!(window.MathJax && MathJax.startup && MathJax.startup.promise),
+    undrawn_widgets: Array.from(document.querySelectorAll(
+        'script[type="application/vnd.jupyter.widget-view+json"]')).filter(s => {
+        const area = s.previousElementSibling;
+        return !(area && area.classList.contains('widget-subarea') && area.childElementCount); })
+        .length,
+    undecoded_images: Array.from(document.images).filter(img => !img.complete).length})"""
+
+
+def open_ready(page, url: str) -> None:
+    """Load ``url`` and wait until it is typeset, its widgets drawn and its images decoded.
 
     Generous limits: on a busy 2-core machine a page with many widget frames took more
-    than Playwright's default 30 s to go quiet, and chapter 2's page once more than 120 s
-    in a full test run at load average 4.
+    than Playwright's default 30 s to settle.
     """
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     page.goto(url, wait_until="load", timeout=300_000)
-    page.wait_for_load_state("networkidle", timeout=300_000)
+    try:
+        page.wait_for_function(READY, timeout=300_000)
+    except PlaywrightTimeout:
+        state = page.evaluate(PENDING)
+        pytest.fail(f"{url} did not settle in 300 s: {state}")
+    page.evaluate("() => MathJax.startup.promise")
 
 
 class PageVisit:
     """A page opened with every non-local request blocked and every error recorded."""
 
-    def __init__(self, browser, url: str) -> None:
+    def __init__(self, browser, url: str, color_scheme: str = "light") -> None:
         self.errors: list[str] = []
         self.blocked: list[str] = []
-        self.context = browser.new_context(viewport={"width": 1200, "height": 900})
+        self.context = browser.new_context(
+            viewport={"width": 1200, "height": 900}, color_scheme=color_scheme
+        )
         self.page = self.context.new_page()
         self.page.route("**/*", self._route)
         self.page.on("console", lambda m: m.type == "error" and self.errors.append(m.text))
@@ -86,7 +115,7 @@ class PageVisit:
         self.page.on(
             "response", lambda r: r.status >= 400 and self.errors.append(f"{r.status}: {r.url}")
         )
-        open_quietly(self.page, url)
+        open_ready(self.page, url)
 
     def _route(self, route) -> None:
         if route.request.url.startswith("http://127.0.0.1"):
@@ -129,11 +158,7 @@ def test_page_renders_offline(visit, path: str) -> None:
     v = visit(path)
     page = v.page
     assert not v.blocked, f"the page asked for remote resources: {v.blocked}"
-    # math: every TeX source typeset by the vendored MathJax, no MathJax error
-    page.wait_for_function(
-        "() => window.MathJax && MathJax.startup && MathJax.startup.promise", timeout=20_000
-    )
-    page.evaluate("() => MathJax.startup.promise")
+    # math: every TeX source typeset by the vendored MathJax (open_ready waited), no error
     assert page.locator("mjx-container").count() > 0, "no typeset math on the page"
     assert page.locator("mjx-merror").count() == 0, "MathJax reported a TeX error"
     # figures: every image decoded
@@ -211,11 +236,7 @@ WCAG_TAGS = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa"]
 
 
 def settled(v: PageVisit) -> None:
-    """Wait for MathJax and the widgets (and the page's own accessibility mends) to finish."""
-    v.page.wait_for_function(
-        "() => window.MathJax && MathJax.startup && MathJax.startup.promise", timeout=20_000
-    )
-    v.page.evaluate("() => MathJax.startup.promise")
+    """Give the page's own accessibility mends, which run after the widgets draw, time to run."""
     v.page.wait_for_timeout(500)
 
 
@@ -225,27 +246,19 @@ def test_page_has_no_wcag_a_or_aa_violations(browser, site_url, path: str, schem
     """axe-core's WCAG 2.0/2.1 A and AA rules, in light and in dark mode: no violation at all."""
     if not AXE.exists():
         pytest.fail("axe-core is missing: `make js` installs the pinned site JavaScript")
-    context = browser.new_context(viewport={"width": 1200, "height": 900}, color_scheme=scheme)
+    v = PageVisit(browser, f"{site_url}/{path}", color_scheme=scheme)
     try:
-        page = context.new_page()
-        page.route(
-            "**/*",
-            lambda r: r.continue_() if r.request.url.startswith("http://127.0.0.1") else r.abort(),
-        )
-        open_quietly(page, f"{site_url}/{path}")
-        page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise")
-        page.evaluate("() => MathJax.startup.promise")
-        page.wait_for_timeout(500)
-        page.add_script_tag(content=AXE.read_text())
-        result = page.evaluate(
+        settled(v)
+        v.page.add_script_tag(content=AXE.read_text())
+        result = v.page.evaluate(
             "tags => axe.run(document, {runOnly: {type: 'tag', values: tags}})", WCAG_TAGS
         )
     finally:
-        context.close()
+        v.close()
     found = [
-        f"{v['id']} ({v['impact']}) at {node['target']}: {node['html'][:120]}"
-        for v in result["violations"]
-        for node in v["nodes"]
+        f"{rule['id']} ({rule['impact']}) at {node['target']}: {node['html'][:120]}"
+        for rule in result["violations"]
+        for node in rule["nodes"]
     ]
     assert not found, f"{path} in {scheme} mode has {len(found)} violations:\n" + "\n".join(found)
 
