@@ -6,9 +6,9 @@ of a few discretely valued parameters that returns a matplotlib figure.
 * ``Explorer.live()`` draws on demand from Python callbacks (needs a kernel); once
   every frame is drawn it swaps them in the browser like the static view.
 * ``Explorer.static()`` renders every combination once into PNG frames held in
-  nested ``ipywidgets.Stack`` widgets; each control is ``jslink``-ed to the
-  ``selected_index`` of the stacks at its level, so the page stays interactive
-  in the built HTML with no kernel at all.
+  nested ``ipywidgets.Tab`` widgets with their tab bars hidden (stacks of frames);
+  each control is ``jslink``-ed to the ``selected_index`` of the stacks at its
+  level, so the page stays interactive in the built HTML with no kernel at all.
 
 Every frame is an ``<img>`` whose alt text says what it shows: the
 definition's ``describe(**params)`` sentence (from the computed values) and the
@@ -80,6 +80,24 @@ class Control:
         if self.kind == "dropdown":
             return widgets.Dropdown(**common)
         return widgets.ToggleButtons(**common)
+
+
+# The frames sit in ipywidgets Tabs rather than Stacks: a Tab keeps every child's view
+# (and its decoded image) in the page and only hides the others, where a Stack builds
+# a fresh child view on every switch. The tab bars are hidden: the controls choose.
+FRAMES_CSS = """<style>
+.actlab-frames > .lm-TabBar { display: none !important; }
+.actlab-frames > .widget-tab-contents {
+  border: none; padding: 0; overflow: visible; background: none;
+}
+</style>"""
+
+
+def _frames_style() -> widgets.HTML:
+    """The stylesheet for an explorer's frames, carried by the explorer (live and static)."""
+    style = widgets.HTML(FRAMES_CSS, layout=widgets.Layout(display="none"))
+    style.add_class("actlab-frames-style")
+    return style
 
 
 def _fmt(value: Any) -> str:
@@ -166,7 +184,7 @@ class Explorer:
         return [self.frame(ix) for ix in self.keys()]
 
     def _header(self, control_widgets: list[widgets.Widget]) -> list[widgets.Widget]:
-        head: list[widgets.Widget] = []
+        head: list[widgets.Widget] = [_frames_style()]
         if self.title:
             head.append(widgets.HTML(f"<b>{self.title}</b>"))
         head.append(widgets.HBox(control_widgets, layout=widgets.Layout(flex_flow="row wrap")))
@@ -215,7 +233,7 @@ class Explorer:
         return box
 
     def _stacked(self, ctrls: list[widgets.Widget]) -> widgets.VBox:
-        """Every frame in nested stacks, each ``jslink``-ed to its level's control."""
+        """Every frame in nested stacks (Tabs, see ``FRAMES_CSS``), each ``jslink``-ed to its level's control."""
         links: list[widgets.Widget] = []
 
         def build(level: int, prefix: tuple[int, ...]) -> widgets.Widget:
@@ -226,7 +244,8 @@ class Explorer:
                 ]
             else:
                 children = [build(level + 1, (*prefix, i)) for i in range(len(control.values))]
-            stack = widgets.Stack(children=children, selected_index=control.default_index)
+            stack = widgets.Tab(children=children, selected_index=control.default_index)
+            stack.add_class("actlab-frames")
             links.append(widgets.jslink((ctrls[level], "index"), (stack, "selected_index")))
             return stack
 

@@ -32,7 +32,32 @@ def make(kind: str = "slider") -> Explorer:
 
 
 def controls(view: widgets.VBox) -> list[widgets.Widget]:
-    return list(view.children[0].children)
+    """The view's control widgets (the row of controls under the optional title)."""
+    row = next(c for c in view.children if isinstance(c, widgets.HBox))
+    return list(row.children)
+
+
+def follow_links(view: widgets.VBox) -> None:
+    """Do what the browser does with the view's ``jslink``s: copy each control's index."""
+    for link in view.links:
+        (source, name), (target, trait) = link.source, link.target
+        setattr(target, trait, getattr(source, name))
+
+
+def check_links(view: widgets.VBox) -> widgets.Tab:
+    """Every stack of frames is driven by a jslink from its level's control; the outer one."""
+    slope, shift = controls(view)
+    outer = view.children[-2]
+    assert isinstance(outer, widgets.Tab) and len(outer.children) == 3
+    assert all(isinstance(s, widgets.Tab) and len(s.children) == 2 for s in outer.children)
+    assert all(isinstance(link, Link) for link in view.links)
+    assert all(
+        link.source[1] == "index" and link.target[1] == "selected_index" for link in view.links
+    )
+    linked = {(id(link.source[0]), id(link.target[0])) for link in view.links}
+    assert (id(slope), id(outer)) in linked
+    assert all((id(shift), id(inner)) in linked for inner in outer.children)
+    return outer
 
 
 def decode(frame: widgets.HTML) -> tuple[bytes, str]:
@@ -46,9 +71,9 @@ def decode(frame: widgets.HTML) -> tuple[bytes, str]:
 
 
 def shown(view: widgets.VBox) -> widgets.HTML:
-    """The frame a reader sees: follow each Stack's selected_index down to an image."""
+    """The frame a reader sees: follow each stack's selected_index down to an image."""
     node = view.children[-2]
-    while isinstance(node, widgets.Stack):
+    while isinstance(node, widgets.Tab):
         node = node.children[node.selected_index]
     assert isinstance(node, widgets.HTML)
     return node
@@ -97,19 +122,13 @@ def test_live_view_of_a_drawn_explorer_swaps_frames_in_the_browser() -> None:
     ex.render_all()
     view = ex.live()
     assert "actlab-live" in view._dom_classes
+    check_links(view)  # a drawn explorer's live view holds every frame, as the static one
     slope, shift = controls(view)
-    outer = view.children[-2]
-    assert isinstance(outer, widgets.Stack), "a drawn explorer's live view holds every frame"
-    linked = {(id(link.source[0]), id(link.target[0])) for link in view.links}
-    assert (id(slope), id(outer)) in linked
-    assert all((id(shift), id(inner)) in linked for inner in outer.children)
     for a, b in [(2, 0), (1, 1), (0, 1)]:
         slope.index, shift.index = a, b
-        # the links move the stacks in the browser; the kernel keeps the text in step
+        # the kernel keeps the text in step; the links move the stacks in the browser
         assert announced(view) == ex.frame_alt((a, b))
-        outer.selected_index = a
-        for inner in outer.children:
-            inner.selected_index = b
+        follow_links(view)
         assert shown_png(view) == ex.frame((a, b))
 
 
@@ -117,26 +136,12 @@ def test_live_view_of_a_drawn_explorer_swaps_frames_in_the_browser() -> None:
 def test_static_view_nests_stacks_linked_to_the_controls(kind: str) -> None:
     ex = make(kind)
     view = ex.static()
+    check_links(view)  # these links survive HTML export
     slope, shift = controls(view)
-    outer = view.children[-2]
-    assert isinstance(outer, widgets.Stack) and len(outer.children) == 3
-    assert all(isinstance(s, widgets.Stack) and len(s.children) == 2 for s in outer.children)
-    # every Stack is driven by a jslink from its level's control (these survive HTML export)
-    assert all(isinstance(link, Link) for link in view.links)
-    linked = {(id(link.source[0]), id(link.target[0])) for link in view.links}
-    assert all(
-        link.source[1] == "index" and link.target[1] == "selected_index" for link in view.links
-    )
-    assert (id(slope), id(outer)) in linked
-    for inner in outer.children:
-        assert (id(shift), id(inner)) in linked
-    # Simulate what the browser does with the links, and check the shown frame follows.
     assert shown_png(view) == ex.frame((0, 0))
     for a, b in [(1, 0), (2, 1), (0, 1)]:
         slope.index, shift.index = a, b
-        outer.selected_index = slope.index
-        for inner in outer.children:
-            inner.selected_index = shift.index
+        follow_links(view)
         assert shown_png(view) == ex.frame((a, b))
 
 

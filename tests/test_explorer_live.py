@@ -11,6 +11,7 @@ pytestmark = pytest.mark.slow
 
 SETUP = """
 import random, time
+import ipywidgets as widgets
 import numpy as np
 import matplotlib.pyplot as plt
 from actlab.explorer import Control, Explorer
@@ -26,7 +27,7 @@ ex = Explorer(draw, [Control("a", [0, 1, 2]), Control("b", [0, 1], kind="buttons
 np.random.seed(123)
 expected_next = np.random.RandomState(123).random_sample()
 view = ex.live()
-slider = view.children[0].children[0]
+slider = next(c for c in view.children if isinstance(c, widgets.HBox)).children[0]
 print("drawn in the cell:", len(ex._cache))
 """
 
