@@ -51,7 +51,14 @@ system:
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium bubblewrap >/dev/null; }
 
 # ACTLAB_STATIC makes explorers render their static (HTML-surviving) view.
-book: env js
+# jupyter-cache keys a chapter's outputs on its cells only, and Sphinx rereads only
+# changed sources: when the library the chapters import changes, drop both so that
+# every chapter runs again.
+_build/.library.stamp: $(wildcard actlab/*.py)
+	rm -rf _build/.jupyter_cache _build/.doctrees _build/jupyter_execute
+	mkdir -p _build && touch $@
+
+book: env js _build/.library.stamp
 	ACTLAB_STATIC=1 $(BIN)/jupyter-book build . -W -n --keep-going
 
 # The course in JupyterLab from its environment: exercises/ (graded notebooks, with
