@@ -86,8 +86,8 @@ class Control:
 # (and its decoded image) in the page and only hides the others, where a Stack builds
 # a fresh child view on every switch. The tab bars are hidden: the controls choose.
 FRAMES_CSS = """<style>
-.actlab-frames > .lm-TabBar { display: none !important; }
-.actlab-frames > .widget-tab-contents {
+.jupyter-widgets.jupyter-widget-tab.actlab-frames > .lm-TabBar { display: none !important; }
+.jupyter-widgets.jupyter-widget-tab.actlab-frames > .widget-tab-contents {
   border: none; padding: 0; overflow: visible; background: none;
 }
 </style>"""
