@@ -334,15 +334,17 @@ class Lab:
 # A live actlab explorer (``Explorer.live()``) or an ``ipywidgets.interact`` form.
 EXPLORER = ".actlab-live, .widget-interact"
 
+# The images an explorer shows now: those with no hidden (display: none) ancestor. A
+# view whose frames are all drawn swaps them by showing another child of a stack of
+# frames; otherwise the kernel replaces the image. One predicate for every check here.
+_JS_SHOWN = """el => Array.from(el.querySelectorAll('img'))
+  .filter(i => i.isConnected && i.offsetParent !== null && i.src)"""
+
 _JS_LATENCY = r"""
 window.__lat = {
   arm(el) {
     const rec = {t0: null, t1: null, pending: false};
-    // The frame shown: an image with no hidden (display: none) ancestor. A view whose
-    // frames are all drawn swaps them by showing another stack child; otherwise the
-    // kernel replaces the image.
-    const shown = () => Array.from(el.querySelectorAll('img'))
-      .filter(i => i.isConnected && i.offsetParent !== null && i.src);
+    const shown = () => (SHOWN)(el);
     const before = new Set(shown().map(i => i.src));
     const started = () => { if (rec.t0 === null) rec.t0 = performance.now(); };
     const types = ['keydown', 'click', 'input', 'change'];
@@ -363,16 +365,12 @@ window.__lat = {
     window.__lat.current = rec;
   },
 };
-"""
+""".replace("SHOWN", _JS_SHOWN)
 
 
 def shown_frame(explorer) -> str:
-    """The src of the image the explorer shows now (its last visible ``<img>``)."""
-    srcs = explorer.evaluate(
-        """el => Array.from(el.querySelectorAll('img'))
-             .filter(i => i.isConnected && i.getBoundingClientRect().height > 0)
-             .map(i => i.src)"""
-    )
+    """The src of the image the explorer shows now (its last shown ``<img>``)."""
+    srcs = explorer.evaluate(f"el => ({_JS_SHOWN})(el).map(i => i.src)")
     return srcs[-1] if srcs else ""
 
 
@@ -409,9 +407,7 @@ def change(page, kind: str, control) -> None:
 def wait_for_new_frame(page, explorer, old: str, timeout: float) -> str:
     handle = explorer.element_handle()
     page.wait_for_function(
-        """([el, old]) => Array.from(el.querySelectorAll('img'))
-             .filter(i => i.isConnected && i.getBoundingClientRect().height > 0)
-             .some(i => i.src && i.src !== old)""",
+        f"([el, old]) => ({_JS_SHOWN})(el).some(i => i.src !== old)",
         arg=[handle, old],
         timeout=timeout * 1000,
         polling=50,
