@@ -64,13 +64,7 @@ def browser():
 # every image is decoded. Waiting on these conditions, not on the network going quiet:
 # Playwright's "networkidle" never came on chapter 2's page in one loaded full run
 # (300 s), though the page itself had long finished.
-READY = """() => window.MathJax && MathJax.startup && MathJax.startup.promise
-    && Array.from(document.querySelectorAll(
-         'script[type="application/vnd.jupyter.widget-view+json"]')).every(s => {
-         const area = s.previousElementSibling;
-         return area && area.classList.contains('widget-subarea') && area.childElementCount > 0; })
-    && Array.from(document.images).every(img => img.complete)"""
-
+# What a page still lacks; it is ready when nothing is.
 PENDING = """() => ({
     mathjax: !!(window.MathJax && MathJax.startup && MathJax.startup.promise),
     undrawn_widgets: Array.from(document.querySelectorAll(
@@ -79,6 +73,8 @@ PENDING = """() => ({
         return !(area && area.classList.contains('widget-subarea') && area.childElementCount); })
         .length,
     undecoded_images: Array.from(document.images).filter(img => !img.complete).length})"""
+READY = f"""() => {{ const s = ({PENDING})();
+    return s.mathjax && !s.undrawn_widgets && !s.undecoded_images; }}"""
 
 
 def open_ready(page, url: str) -> None:
