@@ -94,7 +94,7 @@ FRAMES_CSS = """<style>
 
 
 def _frames_style() -> widgets.HTML:
-    """The stylesheet for an explorer's frames, carried by the explorer (live and static)."""
+    """The stylesheet for an explorer's stacks of frames, carried by the view that holds them."""
     style = widgets.HTML(FRAMES_CSS, layout=widgets.Layout(display="none"))
     style.add_class("actlab-frames-style")
     return style
@@ -184,7 +184,7 @@ class Explorer:
         return [self.frame(ix) for ix in self.keys()]
 
     def _header(self, control_widgets: list[widgets.Widget]) -> list[widgets.Widget]:
-        head: list[widgets.Widget] = [_frames_style()]
+        head: list[widgets.Widget] = []
         if self.title:
             head.append(widgets.HTML(f"<b>{self.title}</b>"))
         head.append(widgets.HBox(control_widgets, layout=widgets.Layout(flex_flow="row wrap")))
@@ -251,7 +251,7 @@ class Explorer:
 
         frames = build(0, ())
         text = widgets.HTML(self.frame_text_html([c.default_index for c in self.controls]))
-        box = widgets.VBox([*self._header(ctrls), frames, text])
+        box = widgets.VBox([_frames_style(), *self._header(ctrls), frames, text])
         box.add_class("actlab-explorer")
         # The links are widgets of their own (saved in the page's widget state);
         # keep them reachable from the view.
