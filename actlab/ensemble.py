@@ -21,6 +21,7 @@ formulas step for step.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 from collections.abc import Callable, Iterable, Sequence
@@ -107,9 +108,20 @@ _ATEN = torch.ops.aten
 
 # An activation module's forward and the derivative PyTorch's autograd applies to it,
 # as ``(forward(z, out), backward(grad, z, y, out), uses)``: each writes into ``out``,
-# and ``uses`` says which of ``z`` (input) and ``y`` (output) the backward reads. These
-# are the kernels autograd itself runs for the module, so the gradients are bit for
-# bit those of the ungrouped network (tests/test_ensemble.py checks every activation).
+# and ``uses`` says what the backward reads:
+#
+# * ``"y"``: the output only, so the input need not be kept after the forward pass;
+# * ``"d"``: the input, and the result is the gradient times a function of the input
+#   computed in the same kernel, bit for bit: ``backward(g, z) == g * backward(1, z)``.
+#   The hand-written step takes that derivative in the forward pass, while the input
+#   is still in cache, and the backward pass is one product;
+# * ``"z"``: the input, in some other way;
+# * ``""``: neither (the identity).
+#
+# These are the kernels autograd itself runs for the module (for Leaky ReLU with a
+# non-negative slope, its form that reads the output, which takes the same branch
+# everywhere), so the gradients are bit for bit those of the ungrouped network
+# (tests/test_ensemble.py checks every activation and each ``uses``).
 _Kernels = tuple[Callable[..., Any], Callable[..., Any], str]
 
 
@@ -128,18 +140,24 @@ def _kernels(phi: nn.Module) -> _Kernels | None:
     if type(phi) is nn.LeakyReLU and not phi.inplace:
         a = phi.negative_slope
         fwd = lambda z, o: _ATEN.leaky_relu.out(z, a, out=o)  # noqa: E731
+        if a >= 0:  # y > 0 exactly where z > 0
+
+            def bwd(g, z, y, o):
+                return _ATEN.leaky_relu_backward.grad_input(g, y, a, True, grad_input=o)
+
+            return fwd, bwd, "y"
         bwd = lambda g, z, y, o: _ATEN.leaky_relu_backward.grad_input(g, z, a, False, grad_input=o)  # noqa: E731
         return fwd, bwd, "z"
     if type(phi) is nn.ELU and not phi.inplace:
         a = phi.alpha
         fwd = lambda z, o: _ATEN.elu.out(z, a, 1, 1, out=o)  # noqa: E731
         bwd = lambda g, z, y, o: _ATEN.elu_backward.grad_input(g, a, 1, 1, False, z, grad_input=o)  # noqa: E731
-        return fwd, bwd, "z"
+        return fwd, bwd, "d" if a == 1 else "z"  # g * alpha * e^z groups differently
     if type(phi) is nn.GELU:
         ap = phi.approximate
         fwd = lambda z, o: _ATEN.gelu.out(z, approximate=ap, out=o)  # noqa: E731
         bwd = lambda g, z, y, o: _ATEN.gelu_backward.grad_input(g, z, approximate=ap, grad_input=o)  # noqa: E731
-        return fwd, bwd, "z"
+        return fwd, bwd, "d"
     if type(phi) is nn.Softplus:
         b, t = phi.beta, phi.threshold
         fwd = lambda z, o: _ATEN.softplus.out(z, b, t, out=o)  # noqa: E731
@@ -531,29 +549,45 @@ class _HandStep:
         return [p.grad[:, :-1] for p in self.layers]
 
     def _buffers_for(self, n: int, x: torch.Tensor) -> dict[str, Any]:
-        """The buffers of a step on ``n`` examples, with each activation run's views sliced once."""
+        """The buffers of a step on ``n`` examples, and each layer's activation calls bound to them.
+
+        Only what the backward pass reads is kept per layer: each hidden activation
+        (with its column of ones) and, for the runs whose derivative reads the input,
+        that derivative (``uses == "d"``) or the input itself (``"z"``). The
+        pre-activations are written into one scratch tensor that every layer reuses,
+        so they stay in cache between the product and the activation.
+        """
         bufs = self._buffers.get(n)
         if bufs is not None:
             return bufs
         E, hidden = self.model.size, len(self.layers) - 1
         width, out_dim = self.model.shape[1], self.model.shape[3]
         kw = dict(dtype=x.dtype, device=x.device)
-        z = [torch.empty(E, n, width, **kw) for _ in range(hidden)]
+        z = torch.empty(E, n, width, **kw)
         a = [torch.ones(E, n, width + 1, **kw) for _ in range(hidden)]  # ones column kept
         g = [torch.empty(E, n, width, **kw) for _ in range(2)]
-        fwd, bwd = [], []
+        runs = [(s, e, kern) for s, e, _, kern in self.model._runs]
+        longest = max((e - s for s, e, kern in runs if kern[2] == "d"), default=0)
+        ones = torch.ones(longest, n, width, **kw)  # the gradient a "d" derivative is taken of
+        fwd: list[list[Callable[[], Any]]] = []
+        bwd: list[list[Callable[[], Any]]] = []
         for k in range(hidden):
             y, gk = a[k][..., :-1], g[(k + 1) % 2]  # layer k + 1's backward writes g[...]
-            runs = self.model._runs
-            whole = len(runs) == 1
-            fwd.append(
-                [(kern[0], z[k] if whole else z[k][s:e], y if whole else y[s:e])
-                 for s, e, _, kern in runs]
-            )  # fmt: skip
-            bwd.append(
-                [(kern[1], gk if whole else gk[s:e], z[k] if whole else z[k][s:e],
-                  y if whole else y[s:e]) for s, e, _, kern in runs]
-            )  # fmt: skip
+            fwd.append([])
+            bwd.append([])
+            for s, e, (forward, backward, uses) in runs:
+                zs, ys, gs = z[s:e], y[s:e], gk[s:e]  # views: the whole tensors for one run
+                fwd[k].append(functools.partial(forward, zs, ys))
+                if uses == "d":  # the derivative, taken now; the backward is a product
+                    kept = torch.empty_like(zs)
+                    fwd[k].append(functools.partial(backward, ones[: len(zs)], zs, ys, kept))
+                    bwd[k].append(functools.partial(torch.mul, gs, kept, out=gs))
+                elif uses == "z":  # the input, kept
+                    kept = torch.empty_like(zs)
+                    fwd[k].append(functools.partial(kept.copy_, zs))
+                    bwd[k].append(functools.partial(backward, gs, kept, ys, gs))
+                else:  # reads the output, or nothing
+                    bwd[k].append(functools.partial(backward, gs, None, ys, gs))
         bufs = {
             "z": z, "a": a, "g": g, "fwd": fwd, "bwd": bwd,
             "a_t": [t.transpose(1, 2) for t in a],
@@ -577,25 +611,21 @@ class _HandStep:
         with torch.no_grad():
             h = x1
             for k, calls in enumerate(bufs["fwd"]):
-                torch.bmm(h, self.layers[k], out=bufs["z"][k])
-                for fwd, zs, ys in calls:
-                    fwd(zs, ys)
+                torch.bmm(h, self.layers[k], out=bufs["z"])
+                for call in calls:
+                    call()
                 h = bufs["a"][k]
             torch.bmm(h, self.layers[-1], out=bufs["out"])
-        out = bufs["out"].detach().requires_grad_(True)
-        with torch.enable_grad():
-            per_member = _loss_per_member(out, y, loss)
-            (g,) = torch.autograd.grad(per_member.sum(), out)
-        with torch.no_grad():
+            per_member, g = _loss_and_grad(bufs["out"], y, loss)
             for k in range(len(self.layers) - 1, 0, -1):
                 torch.bmm(bufs["a_t"][k - 1], g, out=self.layers[k].grad)
                 g_below = bufs["g"][k % 2]
                 torch.bmm(g, self._weights_t[k], out=g_below)
-                for bwd, gs, zs, ys in bufs["bwd"][k - 1]:
-                    bwd(gs, zs, ys, gs)  # the activation's derivative, in place
+                for call in bufs["bwd"][k - 1]:
+                    call()  # the activation's derivative, in place
                 g = g_below
             torch.bmm(x1.transpose(1, 2), g, out=self.layers[0].grad)
-        return per_member.detach()
+        return per_member
 
 
 @dataclass
@@ -648,6 +678,26 @@ def _loss_per_member(out: torch.Tensor, y: torch.Tensor, loss: str) -> torch.Ten
         per = F.cross_entropy(out.reshape(E * N, C), target, reduction="none")
         return per.view(E, N).mean(dim=1)
     raise ValueError(f"unknown loss {loss!r}; use 'mse' or 'ce'")
+
+
+def _loss_and_grad(
+    out: torch.Tensor, y: torch.Tensor, loss: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each member's loss, shape ``(E,)``, and the gradient of their sum with respect to ``out``.
+
+    For the mean squared error the gradient is written out: ``(out - y) * (2 / n)``
+    with ``n`` the numbers per member, which is bit for bit what autograd computes
+    (tests/test_ensemble.py checks it); other losses go through autograd.
+    """
+    if loss == "mse":
+        diff = out - y
+        per_member = (diff**2).mean(dim=(1, 2))
+        return per_member, diff.mul_(2.0 / (out.shape[1] * out.shape[2]))
+    with torch.enable_grad():
+        out = out.detach().requires_grad_(True)
+        per_member = _loss_per_member(out, y, loss)
+        (grad,) = torch.autograd.grad(per_member.sum(), out)
+    return per_member.detach(), grad
 
 
 def epoch_batches(

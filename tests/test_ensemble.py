@@ -374,6 +374,59 @@ def test_grouped_activation_is_bit_for_bit_each_module(dtype: torch.dtype) -> No
         assert torch.equal(_GroupedActivation.apply(z, runs), out.detach())
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_kernels_read_only_what_uses_says(dtype: torch.dtype) -> None:
+    """What the hand-written step keeps for each activation is enough, bit for bit:
+    a ``"y"`` backward never reads the input; a ``"d"`` backward is the gradient times its
+    own derivative taken of ones (which the forward pass precomputes), for special
+    values too."""
+    from actlab.activations import names
+    from actlab.ensemble import _kernels
+    from actlab.models import activation_module
+
+    gen = torch.Generator().manual_seed(5)
+    z = 4 * torch.randn(3, 50, 8, generator=gen, dtype=dtype)
+    z[0, 0, :6] = torch.tensor([0.0, -0.0, 1e-30, -1e30, float("inf"), float("-inf")])
+    g = torch.randn(3, 50, 8, generator=gen, dtype=dtype)
+    g[0, 1, :4] = torch.tensor([0.0, float("inf"), float("nan"), 1e-38])
+    seen = set()
+    for name in [*names(), "none"]:
+        phi = activation_module(name)
+        forward, backward, uses = _kernels(phi)
+        seen.add(uses)
+        y = torch.empty_like(z)
+        forward(z, y)
+        ref = torch.empty_like(z)
+        backward(g, z, y, ref)
+        got = torch.empty_like(z)
+        if uses == "y":
+            backward(g, None, y, got)
+        elif uses == "d":
+            d = torch.empty_like(z)
+            backward(torch.ones_like(z), z, y, d)
+            torch.mul(g, d, out=got)
+        else:
+            backward(g, z, y, got)
+        torch.testing.assert_close(got, ref, rtol=0, atol=0, equal_nan=True, msg=name)
+    assert seen == {"y", "d", "z", ""}  # the course's activations take every path
+
+
+def test_mse_gradient_written_out_is_autograd_s() -> None:
+    """The hand-written step's MSE gradient equals autograd's bit for bit."""
+    from actlab.ensemble import _loss_and_grad, _loss_per_member
+
+    gen = torch.Generator().manual_seed(2)
+    for dtype in (torch.float32, torch.float64):
+        for shape, y_shape in (((20, 200, 1), (200, 1)), ((3, 37, 3), (3, 37, 3))):
+            out = torch.randn(shape, generator=gen, dtype=dtype).requires_grad_(True)
+            y = torch.randn(y_shape, generator=gen, dtype=dtype)
+            ref = _loss_per_member(out, y, "mse")
+            (ref_grad,) = torch.autograd.grad(ref.sum(), out)
+            per_member, grad = _loss_and_grad(out.detach(), y, "mse")
+            assert torch.equal(per_member, ref.detach()), (dtype, shape)
+            assert torch.equal(grad, ref_grad), (dtype, shape)
+
+
 def test_grouped_activation_falls_back_for_other_modules() -> None:
     """A module without known kernels (here Hardswish) runs through its own autograd graph."""
     from actlab.ensemble import _GroupedActivation, _kernels
