@@ -7,10 +7,10 @@ For each shape the script times:
   tensors of the same shapes;
 * step: a full step of ``actlab.ensemble`` (forward, MSE, backward, Adam) for
   members split evenly over sigmoid, ReLU, Leaky ReLU and GELU;
-* before (with ``--before REV``): the same step with ``actlab/ensemble.py`` as it
-  was at git revision REV, loaded beside the current one.
+* before (with ``--before REV[,REV...]``): the same step with ``actlab/ensemble.py``
+  as it was at each git revision REV, loaded beside the current one.
 
-The floor, the step and the earlier step are timed in interleaved blocks (floor,
+The floor, the step and the earlier steps are timed in interleaved blocks (floor,
 step, before, floor, step, ...), so that load from other work falls on all of them
 alike; each figure is the minimum over the blocks of the time per step. On the CPU
 the time is the process's CPU time (other work on the machine inflates it less than
@@ -24,7 +24,7 @@ the scaling plot.
 
 Usage (record the printed tables in benchmarks/ENSEMBLE.md)::
 
-    .venv/bin/python benchmarks/bench_step.py --before 974f0fd --plot benchmarks/ENSEMBLE_scaling.png
+    .venv/bin/python benchmarks/bench_step.py --before 974f0fd,a4f4db0 --plot benchmarks/ENSEMBLE_scaling.png
     .venv/bin/python benchmarks/bench_step.py --threads 1,2 --members 20 --widths 64
     .venv/bin/python benchmarks/bench_step.py --device cuda
 """
@@ -145,11 +145,14 @@ def interleaved(fns: dict, device: torch.device, blocks: int, budget_s: float) -
     return best
 
 
-def measure(e: int, width: int, device, before, blocks: int, budget_s: float) -> dict[str, float]:
+def measure(
+    e: int, width: int, device, before: dict[str, ModuleType], blocks: int, budget_s: float
+) -> dict[str, float]:
+    """Floor, step and each earlier revision's step (keyed by the revision), in ms."""
     step, model = make_step(current, e, width, device)
     fns = {"floor": make_floor(model, e, width, device), "step": step}
-    if before is not None:
-        fns["before"] = make_step(before, e, width, device)[0]
+    for rev, lib in before.items():
+        fns[rev] = make_step(lib, e, width, device)[0]
     return interleaved(fns, device, blocks, budget_s)
 
 
@@ -165,7 +168,9 @@ def profile(e: int, width: int, device: torch.device) -> list[tuple[str, float]]
         name = ev.key
         if "bmm" in name:
             kind = "matrix products (bmm, baddbmm)"
-        elif any(a in name for a in ("sigmoid", "relu", "gelu", "threshold", "clamp")):
+        elif any(a in name for a in ("sigmoid", "relu", "gelu", "threshold", "clamp")) or (
+            name == "aten::mul"  # a derivative taken in the forward pass, applied (the loss: mul_)
+        ):
             kind = "activations, forward and backward"
         elif any(a in name for a in ("lerp", "sqrt", "_foreach", "addcmul", "_fused")):
             kind = "optimiser"
@@ -250,19 +255,15 @@ def memory_per_member(width: int, device: torch.device) -> tuple[float, float, t
 
 
 def stops_paying(rows: list[tuple[int, float]]) -> int:
-    """The smallest member count whose time per member is within 10 % of the table's
-    lowest, and stays so for every larger count (rows sorted by members): beyond it a
-    larger ensemble saves less than 10 % per member."""
-    best = min(t for _, t in rows)
-    count = rows[-1][0]
-    for e, t in reversed(rows):
-        if t > 1.1 * best:
-            break
-        count = e
-    return count
+    """The smallest member count beyond which no larger count in the table takes 10 % less
+    time per member (rows sorted by members): a larger ensemble saves less than that."""
+    for i, (e, t) in enumerate(rows):
+        if all(later >= 0.9 * t for _, later in rows[i + 1 :]):
+            return e
+    return rows[-1][0]
 
 
-def plot(path: str, by_members, by_width, label: str) -> None:
+def plot(path: str, by_members, by_width, label: str, revisions: list[str]) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -273,8 +274,8 @@ def plot(path: str, by_members, by_width, label: str) -> None:
     ax = axes[0]
     ax.loglog(es, [r[2]["step"] for r in by_members], "o-", label="step")
     ax.loglog(es, [r[2]["floor"] for r in by_members], "s--", label="matrix-product floor")
-    if "before" in by_members[0][2]:
-        ax.loglog(es, [r[2]["before"] for r in by_members], "^:", label="step, before")
+    for rev, mark in zip(revisions, "^vD<>", strict=False):
+        ax.loglog(es, [r[2][rev] for r in by_members], mark + ":", label=f"step at {rev}")
     ax.set(xlabel="members (width 64)", ylabel="ms per step", title="time per step")
     ax.legend()
     ax = axes[1]
@@ -286,16 +287,21 @@ def plot(path: str, by_members, by_width, label: str) -> None:
     ws = [r[1] for r in by_width]
     ax.loglog(ws, [r[2]["step"] for r in by_width], "o-", label="step")
     ax.loglog(ws, [r[2]["floor"] for r in by_width], "s--", label="floor")
-    if "before" in by_width[0][2]:
-        ax.loglog(ws, [r[2]["before"] for r in by_width], "^:", label="step, before")
+    for rev, mark in zip(revisions, "^vD<>", strict=False):
+        ax.loglog(ws, [r[2][rev] for r in by_width], mark + ":", label=f"step at {rev}")
     ax.set(xlabel="width (20 members)", ylabel="ms per step", title="against width")
     ax.legend()
-    from matplotlib.ticker import ScalarFormatter
+    from matplotlib.ticker import FixedLocator, LogLocator, NullFormatter, ScalarFormatter
 
-    for ax in axes:
-        for axis in (ax.xaxis, ax.yaxis):
-            axis.set_major_formatter(ScalarFormatter())
-            axis.set_minor_formatter(ScalarFormatter() if axis is ax.yaxis else "")
+    # Ticks at the measured sizes, and 1-2-5 steps on the log time axes: few enough to read.
+    for ax, xs in zip(axes, (es, es, ws), strict=True):
+        ax.xaxis.set_major_locator(FixedLocator(xs))
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_formatter(NullFormatter())
+    for ax in (axes[0], axes[2]):
+        ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.yaxis.set_major_formatter(ScalarFormatter())
+        ax.yaxis.set_minor_formatter(NullFormatter())
     fig.suptitle(f"one training step of 10 hidden layers, 200 points, Adam: {label}")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -319,7 +325,9 @@ def main() -> None:
     parser.add_argument("--threads", type=_ints, default=[1], help="CPU thread counts, e.g. 1,2")
     parser.add_argument("--members", type=_ints, default=[1, 2, 5, 10, 20, 50, 100, 200])
     parser.add_argument("--widths", type=_ints, default=[16, 32, 64, 128, 256])
-    parser.add_argument("--before", default=None, help="git revision of the trainer to compare")
+    parser.add_argument(
+        "--before", default="", help="git revisions of the trainer to compare, comma-separated"
+    )
     parser.add_argument("--blocks", type=int, default=5, help="interleaved blocks per figure")
     parser.add_argument("--block-seconds", type=float, default=0.3, help="length of a block")
     parser.add_argument("--plot", default=None, help="write the scaling plot to this PNG")
@@ -332,16 +340,17 @@ def main() -> None:
         torch.set_num_threads(1)
         print(*memory_of_step(*args.memory_of, device))
         return
-    before = load_revision(args.before) if args.before else None
+    revisions = [r for r in args.before.split(",") if r]
+    before = {rev: load_revision(rev) for rev in revisions}
     cols = ["floor (ms)", "step (ms)", "step / floor", "ms per member"]
-    if before is not None:
-        cols += [f"step at {args.before} (ms)", "its step / floor"]
+    for rev in revisions:
+        cols += [f"step at {rev} (ms)", "its step / floor"]
 
     def line(e: int, w: int, t: dict[str, float]) -> str:
         cells = [f"{t['floor']:.2f}", f"{t['step']:.2f}", f"{t['step'] / t['floor']:.2f}",
                  f"{t['step'] / e:.3f}"]  # fmt: skip
-        if "before" in t:
-            cells += [f"{t['before']:.2f}", f"{t['before'] / t['floor']:.2f}"]
+        for rev in revisions:
+            cells += [f"{t[rev]:.2f}", f"{t[rev] / t['floor']:.2f}"]
         return f"| {threads} | {e} | {w} | " + " | ".join(cells) + " |"
 
     print(f"date: {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; torch {torch.__version__}; "
@@ -371,8 +380,8 @@ def main() -> None:
 
     one = [(e, t["step"] / e) for e, _, t in by_members[: len(args.members)]]
     if len(one) > 1:
-        print(f"\nbatching stops paying at {stops_paying(one)} members (from there on the time "
-              "per member is within 10 % of the lowest in the table)")  # fmt: skip
+        print(f"\nbatching stops paying at {stops_paying(one)} members (no larger ensemble in "
+              "the table takes 10 % less time per member)")  # fmt: skip
     print("\nmemory of a training step, per member (growth between two ensemble sizes, each "
           "in a fresh process): the tensors the trainer holds (parameters, gradients, optimiser "
           "state, buffers; counted) and the process's resident memory (measured):\n")  # fmt: skip
@@ -403,7 +412,7 @@ def main() -> None:
             print(f"| {kind} | {ms:.2f} | {ms / total:.0%} |")
     if args.plot and len(by_members) > 1 and len(by_width) > 1:
         n = len(args.members)
-        plot(args.plot, by_members[:n], by_width[: len(args.widths)], where)
+        plot(args.plot, by_members[:n], by_width[: len(args.widths)], where, revisions)
         print(f"\nplot: {args.plot}")
     print(f"\nload average at the end: {os.getloadavg()[0]:.2f}")
 
