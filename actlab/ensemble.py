@@ -6,8 +6,11 @@ spends most of its time in interpreter and kernel-launch overhead. Here the E
 members are stacked into one model: layer ``k`` holds a weight tensor of shape
 ``(E, fan_in, fan_out)`` and the forward pass is one ``torch.baddbmm`` per layer
 for all members together. The members' losses are summed before the backward
-pass; since no parameter is shared, each member receives exactly the gradient of
-its own loss, so a member trains exactly as it would alone. For members without a
+pass; since no parameter is shared, each member receives the gradient of its own
+loss, so a member trains as it would alone, to rounding: the arithmetic is the same,
+but a vectorised kernel may round a last bit differently where a member's numbers sit
+at another position in the stacked tensors, and where training is chaotic (chapter
+4's learning rate 0.1) that decides the run. For members without a
 norm, :func:`train_ensemble` runs that forward and backward pass written out by hand
 (:class:`_HandStep`: weight and bias packed in one tensor per layer, buffers kept
 between steps), which the tests check against autograd and against the network alone.
