@@ -519,8 +519,9 @@ class _HandStep:
     * every run of members sharing an activation is computed by the kernels autograd
       would use for it (see :func:`_kernels`), writing into views of the layer's
       buffers that are sliced once, and its derivative is applied in place;
-    * autograd differentiates only the loss with respect to the outputs (a tensor of
-      ``E x N x out_dim`` numbers), so every loss of :func:`_loss_per_member` works.
+    * the loss's gradient with respect to the outputs (a tensor of ``E x N x out_dim``
+      numbers) is written out for the mean squared error and left to autograd for the
+      other losses of :func:`_loss_per_member` (see :func:`_loss_and_grad`).
 
     Only for members without a norm whose activations all have kernels (every
     activation of the course); :func:`train_ensemble` uses autograd otherwise.
@@ -672,9 +673,14 @@ class EnsembleResult:
         )
 
 
+def _squared_error(diff: torch.Tensor) -> torch.Tensor:
+    """Each member's mean squared error from ``out - y``, shape ``(E,)``."""
+    return (diff**2).mean(dim=(1, 2))
+
+
 def _loss_per_member(out: torch.Tensor, y: torch.Tensor, loss: str) -> torch.Tensor:
     if loss == "mse":
-        return ((out - y) ** 2).mean(dim=(1, 2))
+        return _squared_error(out - y)
     if loss == "ce":
         E, N, C = out.shape
         target = y.repeat(E) if y.dim() == 1 else y.reshape(E * N)
@@ -694,7 +700,7 @@ def _loss_and_grad(
     """
     if loss == "mse":
         diff = out - y
-        per_member = (diff**2).mean(dim=(1, 2))
+        per_member = _squared_error(diff)
         return per_member, diff.mul_(2.0 / (out.shape[1] * out.shape[2]))
     with torch.enable_grad():
         out = out.detach().requires_grad_(True)
