@@ -25,6 +25,14 @@ def tool_env() -> dict[str, str]:
     return env
 
 
+def controls(view) -> list:
+    """An explorer view's control widgets (the row of controls under its optional title)."""
+    import ipywidgets as widgets
+
+    row = next(c for c in view.children if isinstance(c, widgets.HBox))
+    return list(row.children)
+
+
 def assignments() -> list[str]:
     src = ROOT / "solutions"
     return sorted(p.name for p in src.iterdir() if p.is_dir() and any(p.glob("*.ipynb")))

@@ -250,7 +250,7 @@ def test_figures_are_figures() -> None:
 
 
 def test_tangent_explorer_frames_change_with_the_controls() -> None:
-    import ipywidgets as widgets
+    from conftest import controls
 
     from actlab.plots_activations import tangent_explorer
 
@@ -259,7 +259,7 @@ def test_tangent_explorer_frames_change_with_the_controls() -> None:
     frames = explorer.render_all()
     assert len(set(frames)) == 6  # every combination draws something different
     live = explorer.live()  # every frame drawn: stacks the browser switches, as in the book
-    dropdown, slider = next(c for c in live.children if isinstance(c, widgets.HBox)).children
+    dropdown, slider = controls(live)
     frames, text = live.children[-2:]  # the frames; the last child is the shown one's description
     assert frames.children[1].children[2].value == explorer.frame_html((1, 2))
     before = text.value

@@ -12,6 +12,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pytest  # noqa: E402
+from conftest import controls  # noqa: E402
 from ipywidgets.widgets.widget_link import Link  # noqa: E402
 
 from actlab.explorer import Control, Explorer  # noqa: E402
@@ -29,12 +30,6 @@ def make(kind: str = "slider") -> Explorer:
         draw,
         [Control("slope", [-1.0, 0.0, 1.0], kind=kind), Control("shift", [0, 1], kind="buttons")],
     )
-
-
-def controls(view: widgets.VBox) -> list[widgets.Widget]:
-    """The view's control widgets (the row of controls under the optional title)."""
-    row = next(c for c in view.children if isinstance(c, widgets.HBox))
-    return list(row.children)
 
 
 def follow_links(view: widgets.VBox) -> None:
