@@ -517,8 +517,14 @@ class _HandStep:
       gradient). The model's ``weights[k]`` and ``biases[k]`` become views of these
       tensors, so they always hold the trained values;
     * every run of members sharing an activation is computed by the kernels autograd
-      would use for it (see :func:`_kernels`), writing into views of the layer's
-      buffers that are sliced once, and its derivative is applied in place;
+      would use for it (see :func:`_kernels`), on views of the layer's buffers that are
+      sliced once, and its derivative is applied in place. Float32 GELU goes to
+      oneDNN, which leaves a strided ``out`` unwritten, so it runs in place in a
+      contiguous scratch tensor and is copied beside the column of ones.
+      The activations then equal the module's bit for bit where a row of a layer
+      (its width) is a whole number of the CPU's vector loop, e.g. 64; in narrower
+      or ragged rows the last elements take a kernel's scalar path, equal to
+      rounding (tests/test_ensemble.py checks both);
     * the loss's gradient with respect to the outputs (a tensor of ``E x N x out_dim``
       numbers) is written out for the mean squared error and left to autograd for the
       other losses of :func:`_loss_per_member` (see :func:`_loss_and_grad`).
@@ -553,49 +559,72 @@ class _HandStep:
         return [p.grad[:, :-1] for p in self.layers]
 
     def _buffers_for(self, n: int, x: torch.Tensor) -> dict[str, Any]:
-        """The buffers of a step on ``n`` examples, and each layer's activation calls bound to them.
+        """The buffers of a step on ``n`` examples, and each layer's calls bound to them.
 
         Only what the backward pass reads is kept per layer: each hidden activation
         (with its column of ones) and, for the runs whose derivative reads the input,
-        that derivative (``uses == "d"``) or the input itself (``"z"``). The
-        pre-activations are written into one scratch tensor that every layer reuses,
-        so they stay in cache between the product and the activation.
+        that derivative (``uses == "d"``) or the input itself (``"z"``). The runs whose
+        derivative reads the output (``"y"``) or nothing have their pre-activations
+        written by the matrix product straight into the activation's buffer and the
+        activation applied there in place, while that buffer is still in cache; the
+        others go through one scratch tensor that every layer reuses (their kernels
+        read a contiguous input, as they do in the ungrouped network).
         """
         bufs = self._buffers.get(n)
         if bufs is not None:
             return bufs
         E, hidden = self.model.size, len(self.layers) - 1
-        width, out_dim = self.model.shape[1], self.model.shape[3]
+        in_dim, width, out_dim = self.model.shape[0], self.model.shape[1], self.model.shape[3]
         kw = dict(dtype=x.dtype, device=x.device)
+        x1 = torch.ones(E, n, in_dim + 1, **kw)  # the input, with its column of ones
         z = torch.empty(E, n, width, **kw)
         a = [torch.ones(E, n, width + 1, **kw) for _ in range(hidden)]  # ones column kept
         g = [torch.empty(E, n, width, **kw) for _ in range(2)]
         runs = [(s, e, kern) for s, e, _, kern in self.model._runs]
         longest = max((e - s for s, e, kern in runs if kern[2] == "d"), default=0)
         ones = torch.ones(longest, n, width, **kw)  # the gradient a "d" derivative is taken of
+        # Consecutive runs whose products go to the same place share one product.
+        spans: list[tuple[int, int, bool]] = []
+        for s, e, kern in runs:
+            in_place = kern[2] in ("y", "")
+            if spans and spans[-1][2] == in_place:
+                spans[-1] = (spans[-1][0], e, in_place)
+            else:
+                spans.append((s, e, in_place))
         fwd: list[list[Callable[[], Any]]] = []
         bwd: list[list[Callable[[], Any]]] = []
         for k in range(hidden):
-            y, gk = a[k][..., :-1], g[(k + 1) % 2]  # layer k + 1's backward writes g[...]
+            h, y, gk = x1 if k == 0 else a[k - 1], a[k][..., :-1], g[(k + 1) % 2]
             fwd.append([])
-            bwd.append([])
+            bwd.append([])  # layer k + 1's backward writes g[(k + 1) % 2]
+            for s, e, in_place in spans:
+                target = y if in_place else z
+                fwd[k].append(functools.partial(
+                    torch.bmm, h[s:e], self.layers[k][s:e], out=target[s:e]
+                ))  # fmt: skip
             for s, e, (forward, backward, uses) in runs:
-                zs, ys, gs = z[s:e], y[s:e], gk[s:e]  # views: the whole tensors for one run
-                fwd[k].append(functools.partial(forward, zs, ys))
+                ys, gs = y[s:e], gk[s:e]  # views: the whole tensors for one run
+                zs = ys if uses in ("y", "") else z[s:e]
                 if uses == "d":  # the derivative, taken now; the backward is a product
                     kept = torch.empty_like(zs)
-                    fwd[k].append(functools.partial(backward, ones[: len(zs)], zs, ys, kept))
+                    fwd[k].append(functools.partial(backward, ones[: len(zs)], zs, None, kept))
+                    # In place, then copied: oneDNN (float32 GELU) leaves a strided out unwritten.
+                    fwd[k].append(functools.partial(forward, zs, zs))
+                    fwd[k].append(functools.partial(ys.copy_, zs))
                     bwd[k].append(functools.partial(torch.mul, gs, kept, out=gs))
                 elif uses == "z":  # the input, kept
                     kept = torch.empty_like(zs)
                     fwd[k].append(functools.partial(kept.copy_, zs))
+                    fwd[k].append(functools.partial(forward, zs, ys))
                     bwd[k].append(functools.partial(backward, gs, kept, ys, gs))
-                else:  # reads the output, or nothing
+                else:  # reads the output, or nothing (the identity in place: nothing to do)
+                    if uses:
+                        fwd[k].append(functools.partial(forward, zs, ys))
                     bwd[k].append(functools.partial(backward, gs, None, ys, gs))
         bufs = {
-            "z": z, "a": a, "g": g, "fwd": fwd, "bwd": bwd,
+            "x1": x1, "a": a, "g": g, "fwd": fwd, "bwd": bwd,
             "a_t": [t.transpose(1, 2) for t in a],
-            "out": torch.empty(E, n, out_dim, **kw),
+            "out": torch.empty(E, n, out_dim, **kw), "last": a[-1] if hidden else x1,
         }  # fmt: skip
         self._buffers[n] = bufs
         return bufs
@@ -606,20 +635,14 @@ class _HandStep:
         Returns:
             The loss of each member, shape ``(E,)``, before the update.
         """
-        E, n = self.model.size, x.shape[-2]
-        bufs = self._buffers_for(n, x)
-        if x.dim() == 2:
-            x1 = torch.cat([x, x.new_ones(n, 1)], dim=1).expand(E, n, x.shape[1] + 1)
-        else:
-            x1 = torch.cat([x, x.new_ones(E, n, 1)], dim=2)
+        bufs = self._buffers_for(x.shape[-2], x)
+        x1 = bufs["x1"]
         with torch.no_grad():
-            h = x1
-            for k, calls in enumerate(bufs["fwd"]):
-                torch.bmm(h, self.layers[k], out=bufs["z"])
+            x1[..., :-1].copy_(x)  # the same input for every member, or each its own
+            for calls in bufs["fwd"]:
                 for call in calls:
                     call()
-                h = bufs["a"][k]
-            torch.bmm(h, self.layers[-1], out=bufs["out"])
+            torch.bmm(bufs["last"], self.layers[-1], out=bufs["out"])
             per_member, g = _loss_and_grad(bufs["out"], y, loss)
             for k in range(len(self.layers) - 1, 0, -1):
                 torch.bmm(bufs["a_t"][k - 1], g, out=self.layers[k].grad)

@@ -488,6 +488,49 @@ def test_results_do_not_depend_on_the_thread_count() -> None:
         assert torch.equal(a, b)
 
 
+@pytest.mark.parametrize("width", [5, 64])
+def test_hand_written_step_applies_each_module_as_it_would(width: int) -> None:
+    """In float32 and in the step's own buffers (pre-activations written in place or
+    into a scratch tensor, outputs in rows beside a column of ones), every hidden
+    activation is what the member's module gives on the same pre-activations, and each
+    derivative that reads the output gives from that strided buffer what it gives from
+    a contiguous copy: bit for bit at width 64. At width 5 a row is shorter than the
+    CPU's vector loop, so the kernels take their scalar path (as they do on the last
+    elements of a tensor whose size is not a multiple of it): equal to rounding."""
+    from actlab.activations import names
+    from actlab.ensemble import _HandStep
+
+    def same(got: torch.Tensor, ref: torch.Tensor, what: str) -> None:
+        if width == 64:
+            assert torch.equal(got, ref), f"{what}: largest difference {(got - ref).abs().max()}"
+        else:
+            torch.testing.assert_close(got, ref, msg=what)
+
+    members = [Member(seed=i, activation=a) for i, a in enumerate([*names(), "none", "gelu"])]
+    X, y = data(40)
+    model = EnsembleMLP(members, X.shape[1], width, DEPTH, y.shape[1], dtype=torch.float32)
+    hand = _HandStep(model)
+    x = 3 * torch.tensor(X, dtype=torch.float32)  # pre-activations well beyond [-1, 1]
+    hand(x, torch.tensor(y, dtype=torch.float32), "mse")
+    bufs = hand._buffers[len(X)]
+    gen = torch.Generator().manual_seed(11)
+    h = bufs["x1"]
+    for k in range(DEPTH):
+        z = torch.bmm(h, hand.layers[k])  # contiguous, as nn.Linear's output is
+        y_k = bufs["a"][k][..., :-1]
+        assert not y_k.is_contiguous()
+        for s, e, phi, (_, backward, uses) in model._runs:
+            name = f"layer {k}, {type(phi).__name__}"
+            same(y_k[s:e], phi(z[s:e]), name)
+            if uses == "y":
+                g = torch.randn(e - s, len(X), width, generator=gen)
+                got, ref = torch.empty_like(g), torch.empty_like(g)
+                backward(g, None, y_k[s:e], got)
+                backward(g, None, y_k[s:e].contiguous(), ref)
+                same(got, ref, f"{name}, derivative")
+        h = bufs["a"][k]
+
+
 @pytest.mark.parametrize("loss", ["mse", "ce"])
 def test_hand_written_step_gives_autograds_gradients(loss: str) -> None:
     """The step train_ensemble takes for members without norms: every activation of the
