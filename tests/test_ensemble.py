@@ -134,9 +134,13 @@ def test_first_gradients_equal_elementwise() -> None:
 
 
 def test_float32_agrees_with_plain_adam_loop() -> None:
-    """In float32, with torch.optim.Adam's default (foreach) path, agreement to float tolerance."""
+    """In float32 (the chapters' precision, where CPU kernels may take other paths than in
+    float64), with torch.optim.Adam's default (foreach) path: every activation of the
+    course agrees to float tolerance."""
+    from actlab.activations import names
+
     X, y = data()
-    members = members_grid(range(3), activations=("sigmoid", "relu"), lrs=(1e-2,))
+    members = members_grid(range(2), activations=names(), lrs=(1e-2,))
     res = train_ensemble(
         members, X, y, depth=DEPTH, width=WIDTH, num_epochs=EPOCHS, device="cpu", progress=False
     )
