@@ -561,14 +561,15 @@ class _HandStep:
     def _buffers_for(self, n: int, x: torch.Tensor) -> dict[str, Any]:
         """The buffers of a step on ``n`` examples, and each layer's calls bound to them.
 
-        Only what the backward pass reads is kept per layer: each hidden activation
-        (with its column of ones) and, for the runs whose derivative reads the input,
-        that derivative (``uses == "d"``) or the input itself (``"z"``). The runs whose
-        derivative reads the output (``"y"``) or nothing have their pre-activations
-        written by the matrix product straight into the activation's buffer and the
-        activation applied there in place, while that buffer is still in cache; the
-        others go through one scratch tensor that every layer reuses (their kernels
-        read a contiguous input, as they do in the ungrouped network).
+        Each layer's product goes straight into that layer's activation buffer (beside
+        its column of ones), and every activation is applied there in place while the
+        buffer is still in cache. Only what the backward pass reads is kept besides:
+        for the runs whose derivative reads the input, that derivative (``uses ==
+        "d"``) or a copy of the input (``"z"``). A ``"d"`` run takes a round trip
+        through a contiguous scratch tensor that every layer reuses, in cache too: its
+        kernels then see memory laid out as in the ungrouped network (float32 GELU
+        goes to oneDNN, which would read a strided input otherwise than the module's
+        and leaves a strided output unwritten).
         """
         bufs = self._buffers.get(n)
         if bufs is not None:
@@ -577,50 +578,38 @@ class _HandStep:
         in_dim, width, out_dim = self.model.shape[0], self.model.shape[1], self.model.shape[3]
         kw = dict(dtype=x.dtype, device=x.device)
         x1 = torch.ones(E, n, in_dim + 1, **kw)  # the input, with its column of ones
-        z = torch.empty(E, n, width, **kw)
         a = [torch.ones(E, n, width + 1, **kw) for _ in range(hidden)]  # ones column kept
         g = [torch.empty(E, n, width, **kw) for _ in range(2)]
         runs = [(s, e, kern) for s, e, _, kern in self.model._runs]
         longest = max((e - s for s, e, kern in runs if kern[2] == "d"), default=0)
-        ones = torch.ones(longest, n, width, **kw)  # the gradient a "d" derivative is taken of
-        # Consecutive runs whose products go to the same place share one product.
-        spans: list[tuple[int, int, bool]] = []
-        for s, e, kern in runs:
-            in_place = kern[2] in ("y", "")
-            if spans and spans[-1][2] == in_place:
-                spans[-1] = (spans[-1][0], e, in_place)
-            else:
-                spans.append((s, e, in_place))
+        z = torch.empty(longest, n, width, **kw)  # the scratch of the "d" runs
+        ones = torch.ones_like(z)  # the gradient a "d" derivative is taken of
         fwd: list[list[Callable[[], Any]]] = []
         bwd: list[list[Callable[[], Any]]] = []
         for k in range(hidden):
             h, y, gk = x1 if k == 0 else a[k - 1], a[k][..., :-1], g[(k + 1) % 2]
-            fwd.append([])
+            fwd.append([functools.partial(torch.bmm, h, self.layers[k], out=y)])
             bwd.append([])  # layer k + 1's backward writes g[(k + 1) % 2]
-            for s, e, in_place in spans:
-                target = y if in_place else z
-                fwd[k].append(functools.partial(
-                    torch.bmm, h[s:e], self.layers[k][s:e], out=target[s:e]
-                ))  # fmt: skip
             for s, e, (forward, backward, uses) in runs:
                 ys, gs = y[s:e], gk[s:e]  # views: the whole tensors for one run
-                zs = ys if uses in ("y", "") else z[s:e]
                 if uses == "d":  # the derivative, taken now; the backward is a product
-                    kept = torch.empty_like(zs)
-                    fwd[k].append(functools.partial(backward, ones[: len(zs)], zs, None, kept))
-                    # In place, then copied: oneDNN (float32 GELU) leaves a strided out unwritten.
-                    fwd[k].append(functools.partial(forward, zs, zs))
-                    fwd[k].append(functools.partial(ys.copy_, zs))
+                    zs, kept = z[: e - s], torch.empty_like(gs)
+                    fwd[k] += [
+                        functools.partial(zs.copy_, ys),
+                        functools.partial(backward, ones[: e - s], zs, None, kept),
+                        functools.partial(forward, zs, zs),
+                        functools.partial(ys.copy_, zs),
+                    ]  # fmt: skip
                     bwd[k].append(functools.partial(torch.mul, gs, kept, out=gs))
-                elif uses == "z":  # the input, kept
-                    kept = torch.empty_like(zs)
-                    fwd[k].append(functools.partial(kept.copy_, zs))
-                    fwd[k].append(functools.partial(forward, zs, ys))
+                    continue
+                if uses == "z":  # the input, kept
+                    kept = torch.empty_like(gs)
+                    fwd[k].append(functools.partial(kept.copy_, ys))
                     bwd[k].append(functools.partial(backward, gs, kept, ys, gs))
-                else:  # reads the output, or nothing (the identity in place: nothing to do)
-                    if uses:
-                        fwd[k].append(functools.partial(forward, zs, ys))
+                else:  # reads the output, or nothing
                     bwd[k].append(functools.partial(backward, gs, None, ys, gs))
+                if uses:  # the identity in place is nothing to do
+                    fwd[k].append(functools.partial(forward, ys, ys))
         bufs = {
             "x1": x1, "a": a, "g": g, "fwd": fwd, "bwd": bwd,
             "a_t": [t.transpose(1, 2) for t in a],
