@@ -16,6 +16,10 @@ alike; each figure is the minimum over the blocks of the time per step. On the C
 the time is the process's CPU time (other work on the machine inflates it less than
 wall time); on a GPU it is wall time with the device synchronised.
 
+Then it measures the 20 x 64 shape (chapter 3's ensemble) again in ``--rounds`` more
+rounds and gives the median and range of each trainer's step / floor there: on a
+shared host one figure moves by several per cent between runs of the same code.
+
 It also prints the profile of one step of the default shape by operator, where
 batching stops paying (the member count from which the time per member stays within
 10 % of the lowest), the memory one member's step needs (counted and measured) and
@@ -34,6 +38,7 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -330,6 +335,10 @@ def main() -> None:
     )
     parser.add_argument("--blocks", type=int, default=5, help="interleaved blocks per figure")
     parser.add_argument("--block-seconds", type=float, default=0.3, help="length of a block")
+    parser.add_argument(
+        "--rounds", type=int, default=7,
+        help="repeat the 20 x 64 figure this many times (0: not at all) and give its median",
+    )  # fmt: skip
     parser.add_argument("--plot", default=None, help="write the scaling plot to this PNG")
     parser.add_argument("--memory-of", type=_ints, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -377,6 +386,21 @@ def main() -> None:
     torch.set_num_threads(args.threads[0])
     where = describe_device(device)
     print(f"\ndevice: {where}; load average at the end of the table: {os.getloadavg()[0]:.2f}")
+
+    if args.rounds > 0:  # one figure is noisy on a shared host: the headline shape again
+        ratios: dict[str, list[float]] = defaultdict(list)
+        for _ in range(args.rounds):
+            t = measure(20, 64, device, before, args.blocks, args.block_seconds)
+            for name in ["step", *revisions]:
+                ratios[name].append(t[name] / t["floor"])
+        print(f"\n20 members x width 64, step / floor in {args.rounds} more rounds (each the "
+              f"minimum over {args.blocks} interleaved blocks, as in the table):\n")  # fmt: skip
+        print("| trainer | median | lowest | highest | rounds at or below 1.5 |")
+        print("| --- | ---: | ---: | ---: | ---: |")
+        for name, rs in ratios.items():
+            label = "this one" if name == "step" else f"at {name}"
+            print(f"| {label} | {statistics.median(rs):.2f} | {min(rs):.2f} | {max(rs):.2f} | "
+                  f"{sum(r <= 1.5 for r in rs)} of {len(rs)} |")  # fmt: skip
 
     one = [(e, t["step"] / e) for e, _, t in by_members[: len(args.members)]]
     if len(one) > 1:
