@@ -58,22 +58,62 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
+def _cpu_jiffies() -> tuple[int, int] | None:
+    """Busy and total CPU time of the whole machine since boot, in clock ticks
+    (the first line of ``/proc/stat``, Linux), or ``None`` where it cannot be read."""
+    try:
+        with open("/proc/stat") as f:
+            head, *fields = f.readline().split()
+        ticks = [int(v) for v in fields[:8]]  # user nice system idle iowait irq softirq steal
+    except (OSError, ValueError):
+        return None
+    if head != "cpu" or len(ticks) < 5:
+        return None
+    total = sum(ticks)
+    return total - ticks[3] - ticks[4], total  # idle and iowait are free time
+
+
+def busy_cores(window: float = 0.1) -> float | None:
+    """Cores' worth of CPU time other processes use now: measured over ``window`` seconds.
+
+    The machine's busy share of its CPU time over the window (``/proc/stat``; time
+    stolen by a hypervisor counts as busy) times its CPU count, less what this process
+    used meanwhile. ``None`` where ``/proc/stat`` cannot be read or did not advance.
+    """
+    before, own, start = _cpu_jiffies(), time.process_time(), time.monotonic()
+    if before is None:
+        return None
+    time.sleep(window)
+    after = _cpu_jiffies()
+    own = (time.process_time() - own) / max(time.monotonic() - start, 1e-9)
+    if after is None or after[1] <= before[1]:
+        return None
+    share = (after[0] - before[0]) / (after[1] - before[1])
+    return max(0.0, share * (os.cpu_count() or 1) - own)
+
+
 def other_load() -> float:
     """How many cores' worth of other work is running now, as far as the OS tells.
 
-    The larger of the one-minute load average and the number of tasks runnable at this
-    moment (``/proc/loadavg``, Linux), less this process itself; 0 where neither is known.
+    The larger of two figures, 0 where neither is known:
+
+    * the CPU time other processes use, measured over a tenth of a second
+      (:func:`busy_cores`; where it cannot be measured, the one-minute load average
+      less this process, which lags: it still counts work that ended a minute ago);
+    * the tasks runnable at this moment (``/proc/loadavg``, Linux), less this process.
     """
-    try:
-        load = os.getloadavg()[0]
-    except (AttributeError, OSError):
-        load = 0.0
+    busy = busy_cores()
+    if busy is None:
+        try:
+            busy = os.getloadavg()[0] - 1.0
+        except (AttributeError, OSError):
+            busy = 0.0
     try:
         with open("/proc/loadavg") as f:
-            load = max(load, float(f.read().split()[3].split("/")[0]))
+            busy = max(busy, float(f.read().split()[3].split("/")[0]) - 1.0)
     except (OSError, IndexError, ValueError):
         pass
-    return max(0.0, load - 1.0)
+    return max(0.0, busy)
 
 
 def choose_threads(cores: int, busy: float) -> int:
@@ -97,14 +137,19 @@ def auto_threads() -> int:
     ``ACTLAB_THREADS`` (a positive integer) overrides it; otherwise
     :func:`choose_threads` of :func:`usable_cores` and :func:`other_load`, at most
     ``OMP_NUM_THREADS`` where that is set (the course's tests set it to 1, one thread
-    per test worker).
+    per test worker). With one usable core or a cap of 1 the answer is 1, and the
+    load (a tenth of a second to measure) is not measured.
     """
     env = os.environ.get("ACTLAB_THREADS")
     if env:
         return _positive(env, "ACTLAB_THREADS")
-    n = choose_threads(usable_cores(), other_load())
     omp = os.environ.get("OMP_NUM_THREADS")
-    return min(n, _positive(omp, "OMP_NUM_THREADS")) if omp else n
+    cap = _positive(omp, "OMP_NUM_THREADS") if omp else None
+    cores = usable_cores()
+    if cores == 1 or cap == 1:  # nothing to choose: no need to measure the load
+        return 1
+    n = choose_threads(cores, other_load())
+    return min(n, cap) if cap else n
 
 
 def _positive(text: str, name: str) -> int:

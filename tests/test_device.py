@@ -57,6 +57,16 @@ def test_auto_threads_uses_cores_and_load(monkeypatch: pytest.MonkeyPatch) -> No
     assert auto_threads() == 3
     monkeypatch.setenv("OMP_NUM_THREADS", "2")  # an explicit cap is kept
     assert auto_threads() == 2
+
+    def unmeasured() -> float:
+        raise AssertionError("the load is measured only when there is a choice to make")
+
+    monkeypatch.setattr(device, "other_load", unmeasured)
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    assert auto_threads() == 1
+    monkeypatch.delenv("OMP_NUM_THREADS")
+    monkeypatch.setattr(device, "usable_cores", lambda: 1)
+    assert auto_threads() == 1
     monkeypatch.setenv("ACTLAB_THREADS", "6")  # the course's own override wins
     assert auto_threads() == 6
     for bad in ("0", "two", "-3"):
@@ -65,29 +75,76 @@ def test_auto_threads_uses_cores_and_load(monkeypatch: pytest.MonkeyPatch) -> No
             auto_threads()
 
 
-def test_other_load_discounts_this_process(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
-    monkeypatch.setattr(os, "getloadavg", lambda: (3.5, 2.0, 1.0))
+def _fake_proc(monkeypatch: pytest.MonkeyPatch, tmp_path, files: dict[str, str]) -> None:
+    """``open`` reads ``files[path]`` for the /proc paths given, and fails for the other
+    /proc files the load functions read."""
     real_open = open
 
     def fake_open(path, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
-        if path == "/proc/loadavg":
-            f = tmp_path / "loadavg"
-            f.write_text("3.50 2.00 1.00 6/400 1234\n")
+        if path in files:
+            f = tmp_path / path.replace("/", "_")
+            f.write_text(files[path])
             return real_open(f, *args, **kwargs)
-        return real_open(path, *args, **kwargs)
-
-    monkeypatch.setattr("builtins.open", fake_open)
-    assert other_load() == pytest.approx(5.0)  # 6 runnable now, one of them this process
-    monkeypatch.setattr(os, "getloadavg", lambda: (0.2, 0.1, 0.0))
-    (tmp_path / "loadavg").unlink()
-
-    def no_proc(path, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
-        if path == "/proc/loadavg":
+        if path in ("/proc/loadavg", "/proc/stat"):
             raise OSError("no /proc here")
         return real_open(path, *args, **kwargs)
 
-    monkeypatch.setattr("builtins.open", no_proc)
+    monkeypatch.setattr("builtins.open", fake_open)
+
+
+def test_other_load_takes_the_measured_load_or_the_runnable_tasks(
+    monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
+    monkeypatch.setattr(os, "getloadavg", lambda: (3.5, 2.0, 1.0))  # lagging: not used
+    monkeypatch.setattr(device, "busy_cores", lambda: 0.3)
+    _fake_proc(monkeypatch, tmp_path, {"/proc/loadavg": "3.50 2.00 1.00 6/400 1234\n"})
+    assert other_load() == pytest.approx(5.0)  # 6 runnable now, one of them this process
+    _fake_proc(monkeypatch, tmp_path, {"/proc/loadavg": "3.50 2.00 1.00 1/400 1234\n"})
+    assert other_load() == pytest.approx(0.3)  # only this process runnable: the measurement
+    monkeypatch.setattr(device, "busy_cores", lambda: None)  # not measurable: the average
+    assert other_load() == pytest.approx(2.5)
+    _fake_proc(monkeypatch, tmp_path, {})
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.2, 0.1, 0.0))
     assert other_load() == 0.0
+
+
+def test_busy_cores_is_the_machines_busy_share_less_this_process(
+    monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
+    readings = iter([(1000, 5000), (1000 + 150, 5000 + 200)])  # busy, total ticks
+    monkeypatch.setattr(device, "_cpu_jiffies", lambda: next(readings))
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    # 75 % of 4 CPUs busy while this process slept: 3 cores' worth of other work
+    assert device.busy_cores(window=0.01) == pytest.approx(3.0, abs=0.05)
+    readings = iter([(1000, 5000), (1000, 5000)])  # the counters did not advance
+    assert device.busy_cores(window=0.0) is None
+    monkeypatch.setattr(device, "_cpu_jiffies", lambda: None)
+    assert device.busy_cores(window=0.0) is None
+    monkeypatch.undo()
+    stat = "cpu  100 5 50 800 20 3 2 10 0 0\ncpu0 1 2 3 4 5 6 7 8 0 0\n"
+    _fake_proc(monkeypatch, tmp_path, {"/proc/stat": stat})
+    # busy = user + nice + system + irq + softirq + steal; idle and iowait are free
+    assert device._cpu_jiffies() == (170, 990)
+    _fake_proc(monkeypatch, tmp_path, {"/proc/stat": "intr 1 2 3\n"})
+    assert device._cpu_jiffies() is None
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/stat"), reason="needs Linux's /proc/stat")
+def test_busy_cores_sees_a_busy_process() -> None:
+    """A child spinning on one core is counted (this process, asleep, is not)."""
+    import subprocess
+    import sys
+
+    spin = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        import time
+
+        time.sleep(0.2)  # let it start spinning
+        seen = max(device.busy_cores(window=0.2) for _ in range(3))
+    finally:
+        spin.kill()
+        spin.wait()
+    assert seen >= 0.5, f"a spinning child should show as about one busy core, saw {seen:.2f}"
 
 
 def test_cpu_threads_auto_is_scoped_and_checked(monkeypatch: pytest.MonkeyPatch) -> None:
