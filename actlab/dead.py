@@ -193,8 +193,12 @@ def dead_masks(net: nn.Sequential, X: torch.Tensor) -> list[np.ndarray]:
     return [p == 0 for p in positive]
 
 
-def hinge_points(weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
-    """Where each first-layer unit of a 1-D-input network switches: ``x = -b / w`` (inf when w = 0)."""
+def unit_hinges(weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
+    """Where each first-layer unit of a 1-D-input network switches: ``x = -b / w`` (inf when w = 0).
+
+    One value per unit, in the units' order; :func:`actlab.regions.hinge_points` gives
+    the distinct hinges of a layer, sorted.
+    """
     w = np.asarray(weight, dtype=float).reshape(-1)
     b = np.asarray(bias, dtype=float).reshape(-1)
     with np.errstate(divide="ignore", invalid="ignore"):

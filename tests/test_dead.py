@@ -15,10 +15,10 @@ from actlab.dead import (
     dead_masks,
     diverged,
     first_layer_dead_on_interval,
-    hinge_points,
     network_unit_counts,
     revival_demo,
     sweep_table,
+    unit_hinges,
     unit_probe,
 )
 from actlab.ensemble import EnsembleMLP, Member, build_member, train_ensemble
@@ -118,9 +118,7 @@ def test_probes_of_a_member_equal_the_network_trained_alone() -> None:
 def test_hinges_outside_the_data_range_mean_a_dead_first_layer_unit() -> None:
     w = np.array([1.0, -2.0, 0.5, 0.0, 0.0, 1.0])
     b = np.array([-4.0, -1.0, 0.2, -1.0, 1.0, 4.0])
-    assert np.allclose(hinge_points(w, b)[:3], [4.0, -0.5, -0.4]) and np.isinf(
-        hinge_points(w, b)[3]
-    )
+    assert np.allclose(unit_hinges(w, b)[:3], [4.0, -0.5, -0.4]) and np.isinf(unit_hinges(w, b)[3])
     expected = np.array([True, False, False, True, False, False])
     assert first_layer_dead_on_interval(w, b, -np.pi, np.pi).tolist() == expected.tolist()
     x = np.linspace(-np.pi, np.pi, 1001)
