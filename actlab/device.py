@@ -80,14 +80,14 @@ def busy_cores(window: float = 0.1) -> float | None:
     stolen by a hypervisor counts as busy) times its CPU count, less what this process
     used meanwhile. ``None`` where ``/proc/stat`` cannot be read or did not advance.
     """
-    before, own, start = _cpu_jiffies(), time.process_time(), time.monotonic()
+    before, own_start, start = _cpu_jiffies(), time.process_time(), time.monotonic()
     if before is None:
         return None
     time.sleep(window)
     after = _cpu_jiffies()
-    own = (time.process_time() - own) / max(time.monotonic() - start, 1e-9)
     if after is None or after[1] <= before[1]:
         return None
+    own = (time.process_time() - own_start) / max(time.monotonic() - start, 1e-9)
     share = (after[0] - before[0]) / (after[1] - before[1])
     return max(0.0, share * (os.cpu_count() or 1) - own)
 
