@@ -58,6 +58,43 @@ def usable_cores() -> int:
         return os.cpu_count() or 1
 
 
+def _size_bytes(text: str) -> int | None:
+    """``"2048K"``, ``"1M"`` or ``"512"`` (as Linux writes cache sizes) in bytes, else ``None``."""
+    text = text.strip().upper()
+    scale = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}.get(text[-1:], 1)
+    digits = text[:-1] if scale > 1 else text
+    return int(digits) * scale if digits.isdigit() and int(digits) > 0 else None
+
+
+def l2_cache_bytes(sys_root: str = "/sys/devices/system/cpu") -> int | None:
+    """The level-2 cache of one core this process runs on, in bytes, or ``None`` where unknown.
+
+    Read from Linux's ``cpu*/cache/index*/`` files (``level``, ``type``, ``size``) for the
+    first core of this process's affinity; ``sys_root`` is there for tests.
+    """
+    try:
+        core = min(os.sched_getaffinity(0))
+    except (AttributeError, OSError, ValueError):
+        core = 0
+    base = os.path.join(sys_root, f"cpu{core}", "cache")
+    try:
+        entries = sorted(os.listdir(base))
+    except OSError:
+        return None
+    for entry in entries:
+
+        def read(name: str, entry: str = entry) -> str:
+            with open(os.path.join(base, entry, name)) as f:
+                return f.read().strip()
+
+        try:
+            if read("level") == "2" and read("type") in ("Unified", "Data"):
+                return _size_bytes(read("size"))
+        except OSError:
+            continue
+    return None
+
+
 def _cpu_jiffies() -> tuple[int, int] | None:
     """Busy and total CPU time of the whole machine since boot, in clock ticks
     (the first line of ``/proc/stat``, Linux), or ``None`` where it cannot be read."""

@@ -38,7 +38,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from actlab.backprop import init_mlp_
-from actlab.device import Stopwatch, describe_device, get_device
+from actlab.device import Stopwatch, describe_device, get_device, l2_cache_bytes
 from actlab.device import cpu_threads as limit_cpu_threads
 from actlab.models import NORMS, activation_module, mlp
 
@@ -503,6 +503,10 @@ class _StackedOptimizer:
         return [lr / bc1 for lr in self.lrs]
 
 
+# A core's level-2 cache where the system does not say (1 to 2 MiB is common).
+_L2_UNKNOWN = 1 << 20
+
+
 class _HandStep:
     """A training step's forward and backward pass written out, into buffers kept between steps.
 
@@ -527,16 +531,24 @@ class _HandStep:
       rounding (tests/test_ensemble.py checks both);
     * the loss's gradient with respect to the outputs (a tensor of ``E x N x out_dim``
       numbers) is written out for the mean squared error and left to autograd for the
-      other losses of :func:`_loss_per_member` (see :func:`_loss_and_grad`).
+      other losses of :func:`_loss_per_member` (see :func:`_loss_and_grad`);
+    * on the CPU the members go through the step in chunks that fit the cache
+      (:meth:`members_per_chunk`; ``chunk`` fixes the number), the whole forward and
+      backward pass of one chunk before the next. Where no run of an activation is cut
+      between chunks, each member's numbers are those of the unchunked step bit for bit
+      (tested); a run cut into pieces can round differently in a piece's last
+      elements, as in an ensemble of another make-up.
 
     Only for members without a norm whose activations all have kernels (every
     activation of the course); :func:`train_ensemble` uses autograd otherwise.
     """
 
-    def __init__(self, model: EnsembleMLP) -> None:
+    def __init__(self, model: EnsembleMLP, chunk: int | None = None) -> None:
         if not self.supports(model):
             raise ValueError("the hand-written step needs members without norms and known kernels")
-        self.model = model
+        if chunk is not None and chunk < 1:
+            raise ValueError(f"chunk must be a positive number of members, got {chunk}")
+        self.model, self.chunk = model, chunk
         self.layers: list[torch.Tensor] = []
         with torch.no_grad():
             for W, b in zip(model.weights, model.biases, strict=True):
@@ -558,8 +570,36 @@ class _HandStep:
         """The last backward pass's weight gradients, ``(E, fan_in, fan_out)`` per layer (views)."""
         return [p.grad[:, :-1] for p in self.layers]
 
+    def members_per_chunk(self, n: int, device: torch.device) -> int:
+        """How many members one pass of the step takes at a time, on batches of ``n`` examples.
+
+        On the CPU, as many as fit one layer's work for them in a core's level-2 cache
+        (:func:`actlab.device.l2_cache_bytes`): per member, that layer's input, output
+        and gradient and its weights and their gradient, for the layer with the most of
+        them. One core's cache whatever the thread count, so that the chunks, and with
+        them the numbers, do not depend on it. On other devices, every member; where the
+        step was given ``chunk``, that many.
+        """
+        if self.chunk is not None:
+            return self.chunk
+        if device.type != "cpu":
+            return self.model.size
+        budget = l2_cache_bytes() or _L2_UNKNOWN
+        itemsize = self.layers[0].element_size()
+        per_member = max(
+            itemsize * (n * fan_in1 + n * (fan_out + 1) + n * fan_out + 2 * fan_in1 * fan_out)
+            for _, fan_in1, fan_out in (p.shape for p in self.layers)
+        )
+        return max(1, min(self.model.size, budget // per_member))
+
     def _buffers_for(self, n: int, x: torch.Tensor) -> dict[str, Any]:
-        """The buffers of a step on ``n`` examples, and each layer's calls bound to them.
+        """The buffers of a step on ``n`` examples, and each chunk's calls bound to them.
+
+        The members are taken in chunks (:func:`chunk_members`, at most
+        :meth:`members_per_chunk` each), one after the other: forward, loss and backward
+        of one chunk, then the next, in buffers sized for the largest chunk that every
+        chunk reuses. A layer's work for a chunk then stays in cache from its product to
+        its activation, and from the backward products to the derivative.
 
         Each layer's product goes straight into that layer's activation buffer (beside
         its column of ones), and every activation is applied there in place while the
@@ -574,74 +614,141 @@ class _HandStep:
         bufs = self._buffers.get(n)
         if bufs is not None:
             return bufs
-        E, hidden = self.model.size, len(self.layers) - 1
+        hidden = len(self.layers) - 1
         in_dim, width, out_dim = self.model.shape[0], self.model.shape[1], self.model.shape[3]
-        kw = dict(dtype=x.dtype, device=x.device)
-        x1 = torch.ones(E, n, in_dim + 1, **kw)  # the input, with its column of ones
-        a = [torch.ones(E, n, width + 1, **kw) for _ in range(hidden)]  # ones column kept
-        g = [torch.empty(E, n, width, **kw) for _ in range(2)]
         runs = [(s, e, kern) for s, e, _, kern in self.model._runs]
-        longest = max((e - s for s, e, kern in runs if kern[2] == "d"), default=0)
+        spans = chunk_members([(s, e) for s, e, _ in runs], self.members_per_chunk(n, x.device))
+        # Each chunk's runs, numbered from the chunk's first member.
+        local = [
+            [(max(s, c0) - c0, min(e, c1) - c0, kern) for s, e, kern in runs if s < c1 and e > c0]
+            for c0, c1 in spans
+        ]
+        M = max(c1 - c0 for c0, c1 in spans)
+        kept_rows = max(sum(e - s for s, e, k in rl if k[2] in ("d", "z")) for rl in local)
+        longest = max((e - s for rl in local for s, e, k in rl if k[2] == "d"), default=0)
+        kw = dict(dtype=x.dtype, device=x.device)
+        x1 = torch.ones(M, n, in_dim + 1, **kw)  # the input, with its column of ones
+        a = [torch.ones(M, n, width + 1, **kw) for _ in range(hidden)]  # ones column kept
+        g = [torch.empty(M, n, width, **kw) for _ in range(2)]
+        kept = [torch.empty(kept_rows, n, width, **kw) for _ in range(hidden)]
         z = torch.empty(longest, n, width, **kw)  # the scratch of the "d" runs
         ones = torch.ones_like(z)  # the gradient a "d" derivative is taken of
-        fwd: list[list[Callable[[], Any]]] = []
-        bwd: list[list[Callable[[], Any]]] = []
-        for k in range(hidden):
-            h, y, gk = x1 if k == 0 else a[k - 1], a[k][..., :-1], g[(k + 1) % 2]
-            fwd.append([functools.partial(torch.bmm, h, self.layers[k], out=y)])
-            bwd.append([])  # layer k + 1's backward writes g[(k + 1) % 2]
-            for s, e, (forward, backward, uses) in runs:
-                ys, gs = y[s:e], gk[s:e]  # views: the whole tensors for one run
-                if uses == "d":  # the derivative, taken now; the backward is a product
-                    zs, kept = z[: e - s], torch.empty_like(gs)
-                    fwd[k] += [
-                        functools.partial(zs.copy_, ys),
-                        functools.partial(backward, ones[: e - s], zs, None, kept),
-                        functools.partial(forward, zs, zs),
-                        functools.partial(ys.copy_, zs),
-                    ]  # fmt: skip
-                    bwd[k].append(functools.partial(torch.mul, gs, kept, out=gs))
-                    continue
-                if uses == "z":  # the input, kept
-                    kept = torch.empty_like(gs)
-                    fwd[k].append(functools.partial(kept.copy_, ys))
-                    bwd[k].append(functools.partial(backward, gs, kept, ys, gs))
-                else:  # reads the output, or nothing
-                    bwd[k].append(functools.partial(backward, gs, None, ys, gs))
-                if uses:  # the identity in place is nothing to do
-                    fwd[k].append(functools.partial(forward, ys, ys))
-        bufs = {
-            "x1": x1, "a": a, "g": g, "fwd": fwd, "bwd": bwd,
-            "a_t": [t.transpose(1, 2) for t in a],
-            "out": torch.empty(E, n, out_dim, **kw), "last": a[-1] if hidden else x1,
-        }  # fmt: skip
+        out = torch.empty(M, n, out_dim, **kw)
+        chunks = []
+        for (c0, c1), chunk_runs in zip(spans, local, strict=True):
+            C = c1 - c0
+            layers = [p[c0:c1] for p in self.layers]
+            xc, ac, oc = x1[:C], [t[:C] for t in a], out[:C]
+            fwd: list[list[Callable[[], Any]]] = []
+            bwd: list[list[Callable[[], Any]]] = []
+            for k in range(hidden):
+                h, y, gk = xc if k == 0 else ac[k - 1], ac[k][..., :-1], g[(k + 1) % 2][:C]
+                fwd.append([functools.partial(torch.bmm, h, layers[k], out=y)])
+                bwd.append([])  # layer k + 1's backward writes g[(k + 1) % 2]
+                row = 0  # the next free row of kept[k]
+                for s, e, (forward, backward, uses) in chunk_runs:
+                    ys, gs = y[s:e], gk[s:e]  # views: the whole tensors for one run
+                    if uses in ("d", "z"):
+                        kept_s, row = kept[k][row : row + e - s], row + e - s
+                    if uses == "d":  # the derivative, taken now; the backward is a product
+                        zs = z[: e - s]
+                        fwd[k] += [
+                            functools.partial(zs.copy_, ys),
+                            functools.partial(backward, ones[: e - s], zs, None, kept_s),
+                            functools.partial(forward, zs, zs),
+                            functools.partial(ys.copy_, zs),
+                        ]  # fmt: skip
+                        bwd[k].append(functools.partial(torch.mul, gs, kept_s, out=gs))
+                        continue
+                    if uses == "z":  # the input, kept
+                        fwd[k].append(functools.partial(kept_s.copy_, ys))
+                        bwd[k].append(functools.partial(backward, gs, kept_s, ys, gs))
+                    else:  # reads the output, or nothing
+                        bwd[k].append(functools.partial(backward, gs, None, ys, gs))
+                    if uses:  # the identity in place is nothing to do
+                        fwd[k].append(functools.partial(forward, ys, ys))
+            chunks.append({
+                "span": (c0, c1), "x1": xc, "fwd": fwd, "bwd": bwd, "out": oc,
+                "layers": layers, "grads": [p.grad[c0:c1] for p in self.layers],
+                "weights_t": [w[c0:c1] for w in self._weights_t],
+                "a_t": [t.transpose(1, 2) for t in ac], "g": [t[:C] for t in g],
+                "last": ac[-1] if hidden else xc,
+            })  # fmt: skip
+        bufs = {"x1": x1, "a": a, "chunks": chunks}
         self._buffers[n] = bufs
         return bufs
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor, loss: str) -> torch.Tensor:
         """Forward and backward pass on ``(x, y)``: fills every ``layers[k].grad``.
 
+        ``x`` is ``(n, in_dim)`` or ``(E, n, in_dim)`` (one set per member), ``y`` the
+        targets of :func:`_loss_per_member`, likewise shared or one set per member.
+
         Returns:
             The loss of each member, shape ``(E,)``, before the update.
         """
         bufs = self._buffers_for(x.shape[-2], x)
-        x1 = bufs["x1"]
+        x_each, y_each = x.dim() == 3, y.dim() == (2 if loss == "ce" else 3)
+        losses = []
         with torch.no_grad():
-            x1[..., :-1].copy_(x)  # the same input for every member, or each its own
-            for calls in bufs["fwd"]:
-                for call in calls:
-                    call()
-            torch.bmm(bufs["last"], self.layers[-1], out=bufs["out"])
-            per_member, g = _loss_and_grad(bufs["out"], y, loss)
-            for k in range(len(self.layers) - 1, 0, -1):
-                torch.bmm(bufs["a_t"][k - 1], g, out=self.layers[k].grad)
-                g_below = bufs["g"][k % 2]
-                torch.bmm(g, self._weights_t[k], out=g_below)
-                for call in bufs["bwd"][k - 1]:
-                    call()  # the activation's derivative, in place
-                g = g_below
-            torch.bmm(x1.transpose(1, 2), g, out=self.layers[0].grad)
-        return per_member
+            for c in bufs["chunks"]:
+                c0, c1 = c["span"]
+                c["x1"][..., :-1].copy_(x[c0:c1] if x_each else x)
+                for calls in c["fwd"]:
+                    for call in calls:
+                        call()
+                layers, grads = c["layers"], c["grads"]
+                torch.bmm(c["last"], layers[-1], out=c["out"])
+                per_member, g = _loss_and_grad(c["out"], y[c0:c1] if y_each else y, loss)
+                losses.append(per_member)
+                for k in range(len(layers) - 1, 0, -1):
+                    torch.bmm(c["a_t"][k - 1], g, out=grads[k])
+                    g_below = c["g"][k % 2]
+                    torch.bmm(g, c["weights_t"][k], out=g_below)
+                    for call in c["bwd"][k - 1]:
+                        call()  # the activation's derivative, in place
+                    g = g_below
+                torch.bmm(c["x1"].transpose(1, 2), g, out=grads[0])
+        return losses[0] if len(losses) == 1 else torch.cat(losses)
+
+
+def chunk_members(runs: Sequence[tuple[int, int]], most: int) -> list[tuple[int, int]]:
+    """Consecutive ranges of members, of at most ``most`` each, covering ``runs`` in order.
+
+    ``runs`` are the ranges ``[s, e)`` of members that share an activation, in order and
+    without gaps. A run longer than ``most`` is cut into pieces of nearly equal size;
+    then neighbouring runs and pieces share a range while it holds at most ``most``
+    members. So a run is cut only where it must be: each piece of a run is one more call
+    per layer for each of its kernels.
+
+    A range of one member, where there are more, joins its neighbour even beyond
+    ``most``: a batch of one matrix takes another product kernel than a batch of
+    several, which rounds differently, and a member's numbers should not depend on the
+    chunks (with two members or more in each they do not, bit for bit).
+    """
+    if most < 1:
+        raise ValueError(f"a chunk needs at least one member, got {most}")
+    pieces = []
+    for s, e in runs:
+        k = -(-(e - s) // most)  # the fewest pieces of at most `most`
+        cuts = [s + (e - s) * i // k for i in range(k + 1)]
+        pieces += zip(cuts, cuts[1:])
+    spans: list[tuple[int, int]] = []
+    for s, e in pieces:
+        if spans and e - spans[-1][0] <= most:
+            spans[-1] = (spans[-1][0], e)
+        else:
+            spans.append((s, e))
+    size = lambda i: spans[i][1] - spans[i][0]  # noqa: E731
+    while len(spans) > 1 and (lone := [i for i in range(len(spans)) if size(i) == 1]):
+        i = lone[0]
+        if i == 0 or i < len(spans) - 1 and size(i + 1) < size(i - 1):
+            j = i + 1  # join the smaller neighbour
+        else:
+            j = i - 1
+        lo, hi = min(i, j), max(i, j)
+        spans[lo : hi + 1] = [(spans[lo][0], spans[hi][1])]
+    return spans
 
 
 @dataclass

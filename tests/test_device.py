@@ -177,3 +177,42 @@ def test_train_ensemble_reports_the_threads_it_picked(monkeypatch: pytest.Monkey
         cpu_threads=1,
     )  # fmt: skip
     assert res.device == "cpu (1 thread)"
+
+
+def _fake_cache(root, core: int, entries: dict[str, tuple[str, str, str]]) -> None:
+    """A ``cpu{core}/cache/index*/`` tree under ``root``: (level, type, size) per entry."""
+    for name, (level, kind, size) in entries.items():
+        d = root / f"cpu{core}" / "cache" / name
+        d.mkdir(parents=True)
+        for field, value in (("level", level), ("type", kind), ("size", size)):
+            (d / field).write_text(value + "\n")
+
+
+def test_l2_cache_bytes_reads_the_level_2_cache_of_a_core_this_process_runs_on(
+    monkeypatch: pytest.MonkeyPatch, tmp_path
+) -> None:
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {3, 5}, raising=False)
+    _fake_cache(tmp_path, 0, {"index2": ("2", "Unified", "4096K")})  # not ours
+    _fake_cache(
+        tmp_path, 3,
+        {"index0": ("1", "Data", "48K"), "index1": ("1", "Instruction", "32K"),
+         "index2": ("2", "Unified", "1280K"), "index3": ("3", "Unified", "30M")},
+    )  # fmt: skip
+    assert device.l2_cache_bytes(str(tmp_path)) == 1280 * 1024
+    # no level 2 listed, an unreadable size, or no tree at all: unknown
+    _fake_cache(tmp_path, 5, {"index0": ("1", "Data", "32K"), "index3": ("3", "Unified", "8M")})
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {5}, raising=False)
+    assert device.l2_cache_bytes(str(tmp_path)) is None
+    _fake_cache(tmp_path, 7, {"index2": ("2", "Unified", "lots")})
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {7}, raising=False)
+    assert device.l2_cache_bytes(str(tmp_path)) is None
+    assert device.l2_cache_bytes(str(tmp_path / "absent")) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("2048K", 2 << 20), ("1M", 1 << 20), ("512", 512), (" 64k\n", 65536), ("0K", None),
+     ("", None), ("2.5M", None), ("-1K", None)],
+)  # fmt: skip
+def test_cache_sizes_as_linux_writes_them(text: str, expected: int | None) -> None:
+    assert device._size_bytes(text) == expected
