@@ -674,7 +674,8 @@ class _HandStep:
                 "a_t": [t.transpose(1, 2) for t in ac], "g": [t[:C] for t in g],
                 "last": ac[-1] if hidden else xc,
             })  # fmt: skip
-        bufs = {"x1": x1, "a": a, "chunks": chunks}
+        bufs = {"x1": x1, "a": a, "g": g, "kept": kept, "z": z, "ones": ones, "out": out}
+        bufs["chunks"] = chunks
         self._buffers[n] = bufs
         return bufs
 
