@@ -724,8 +724,8 @@ def chunk_members(runs: Sequence[tuple[int, int]], most: int) -> list[tuple[int,
 
     A range of one member, where there are more, joins its neighbour even beyond
     ``most``: a batch of one matrix takes another product kernel than a batch of
-    several, which rounds differently, and a member's numbers should not depend on the
-    chunks (with two members or more in each they do not, bit for bit).
+    several, one that rounds differently. Where every chunk holds two members or more
+    and no run is cut, a member's numbers do not depend on the chunks, bit for bit.
     """
     if most < 1:
         raise ValueError(f"a chunk needs at least one member, got {most}")
