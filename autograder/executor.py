@@ -10,6 +10,7 @@ unexecuted grade cell can never pass. What happened is written to ``events_path`
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import signal
@@ -332,7 +333,8 @@ class SandboxedExecute(Execute):
         if self._disk_over:
             return (
                 "disk_limit",
-                f"the kernel wrote at least {self._disk_over / MIB:.0f} MiB in its working "
+                f"the kernel wrote at least {math.floor(self._disk_over / MIB * 10) / 10:.1f} "
+                "MiB in its working "
                 f"folder and /tmp, over the {self.disk_limit} MiB disk quota, and was stopped",
             )
         if self._expired:
