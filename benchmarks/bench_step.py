@@ -10,6 +10,10 @@ For each shape the script times:
 * before (with ``--before REV[,REV...]``): the same step with ``actlab/ensemble.py``
   as it was at each git revision REV, loaded beside the current one.
 
+In the rounds of the headline shape (below) it also times the step's own products
+alone, in the step's buffers and chunks (:func:`make_own_products`): a stricter
+reference than the floor, since there each product reads what the last one wrote.
+
 The floor, the step and the earlier steps are timed in interleaved blocks (floor,
 step, before, floor, step, ...), so that load from other work falls on all of them
 alike; each figure is the minimum over the blocks of the time per step. On the CPU
@@ -125,6 +129,35 @@ def make_floor(model, e: int, width: int, device: torch.device):
     return floor
 
 
+def make_own_products(step):
+    """The step's matrix products alone, in its own buffers and chunks and in its order:
+    each layer's product, the output layer's, and the two backward products per layer.
+
+    Unlike the floor, each product here reads what the one before it wrote, still in
+    cache, as in the step itself; nothing else runs between them (no activation, loss or
+    optimiser), so the cache holds only what the products touch.
+    """
+    hand = step.trainer.hand
+    step()  # builds the buffers
+    bufs = hand._buffers[N]
+
+    def own() -> None:
+        with torch.no_grad():
+            for c in bufs["chunks"]:
+                for calls in c["fwd"]:
+                    calls[0]()  # each layer's first call is its product
+                layers, grads = c["layers"], c["grads"]
+                torch.bmm(c["last"], layers[-1], out=c["out"])
+                g = c["out"]
+                for k in range(len(layers) - 1, 0, -1):
+                    torch.bmm(c["a_t"][k - 1], g, out=grads[k])
+                    torch.bmm(g, c["weights_t"][k], out=c["g"][k % 2])
+                    g = c["g"][k % 2]
+                torch.bmm(c["x1"].transpose(1, 2), g, out=grads[0])
+
+    return own
+
+
 def interleaved(fns: dict, device: torch.device, blocks: int, budget_s: float) -> dict[str, float]:
     """Minimum over ``blocks`` interleaved blocks of each function's time per call, in ms."""
     clock = time.process_time if device.type == "cpu" else time.perf_counter
@@ -151,11 +184,20 @@ def interleaved(fns: dict, device: torch.device, blocks: int, budget_s: float) -
 
 
 def measure(
-    e: int, width: int, device, before: dict[str, ModuleType], blocks: int, budget_s: float
+    e: int,
+    width: int,
+    device,
+    before: dict[str, ModuleType],
+    blocks: int,
+    budget_s: float,
+    own: bool = False,
 ) -> dict[str, float]:
-    """Floor, step and each earlier revision's step (keyed by the revision), in ms."""
+    """Floor, step and each earlier revision's step (keyed by the revision), in ms; with
+    ``own``, also the step's own products alone (see :func:`make_own_products`)."""
     step, model = make_step(current, e, width, device)
     fns = {"floor": make_floor(model, e, width, device), "step": step}
+    if own:
+        fns["own"] = make_own_products(step)
     for rev, lib in before.items():
         fns[rev] = make_step(lib, e, width, device)[0]
     return interleaved(fns, device, blocks, budget_s)
@@ -389,10 +431,14 @@ def main() -> None:
 
     if args.rounds > 0:  # one figure is noisy on a shared host: the headline shape again
         ratios: dict[str, list[float]] = defaultdict(list)
+        own: dict[str, list[float]] = defaultdict(list)
         for _ in range(args.rounds):
-            t = measure(20, 64, device, before, args.blocks, args.block_seconds)
+            t = measure(20, 64, device, before, args.blocks, args.block_seconds, own=True)
             for name in ["step", *revisions]:
                 ratios[name].append(t[name] / t["floor"])
+            for name in ("floor", "own", "step"):
+                own[name].append(t[name])
+            own["step / own"].append(t["step"] / t["own"])
         print(f"\n20 members x width 64, step / floor in {args.rounds} more rounds (each the "
               f"minimum over {args.blocks} interleaved blocks, as in the table):\n")  # fmt: skip
         print("| trainer | median | lowest | highest | rounds at or below 1.5 |")
@@ -401,6 +447,11 @@ def main() -> None:
             label = "this one" if name == "step" else f"at {name}"
             print(f"| {label} | {statistics.median(rs):.2f} | {min(rs):.2f} | {max(rs):.2f} | "
                   f"{sum(r <= 1.5 for r in rs)} of {len(rs)} |")  # fmt: skip
+        med = {name: statistics.median(v) for name, v in own.items()}
+        print(f"\nin the same rounds (medians): the floor {med['floor']:.2f} ms; the step's own "
+              f"products alone, in its buffers and chunks, {med['own']:.2f} ms; the step "
+              f"{med['step']:.2f} ms, {med['step / own']:.2f} times its own products (range "
+              f"{min(own['step / own']):.2f} to {max(own['step / own']):.2f})")  # fmt: skip
 
     one = [(e, t["step"] / e) for e, _, t in by_members[: len(args.members)]]
     if len(one) > 1:
