@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import random
 import time
@@ -82,17 +83,20 @@ def l2_cache_bytes(sys_root: str = "/sys/devices/system/cpu") -> int | None:
     except OSError:
         return None
     for entry in entries:
-
-        def read(name: str, entry: str = entry) -> str:
-            with open(os.path.join(base, entry, name)) as f:
-                return f.read().strip()
-
-        try:
-            if read("level") == "2" and read("type") in ("Unified", "Data"):
-                return _size_bytes(read("size"))
-        except OSError:
-            continue
+        field = functools.partial(_read_text, base, entry)
+        if field("level") == "2" and field("type") in ("Unified", "Data"):
+            size = field("size")
+            return _size_bytes(size) if size is not None else None
     return None
+
+
+def _read_text(*parts: str) -> str | None:
+    """The stripped text of the file at ``os.path.join(*parts)``, or ``None`` if unreadable."""
+    try:
+        with open(os.path.join(*parts)) as f:
+            return f.read().strip()
+    except OSError:
+        return None
 
 
 def _cpu_jiffies() -> tuple[int, int] | None:
