@@ -225,7 +225,8 @@ def seconds_per_epoch(
 
     The ensemble shares its time among its members, so a per-activation cost must be
     measured on a network of its own. The best of ``repeats`` runs is kept: on a
-    busy machine other work only ever adds time. One CPU thread, like the ensemble.
+    busy machine other work only ever adds time. On one CPU thread, so that the figure
+    is one core's work and does not depend on how many cores were free.
     """
     best = np.inf
     with cpu_threads(1, device or "cpu"):
