@@ -577,6 +577,35 @@ def test_hand_written_step_gives_autograds_gradients(loss: str) -> None:
             torch.testing.assert_close(model.biases[k], ref.biases[k], rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("batch_size", [None, 10])
+def test_members_trained_in_chunks_match_networks_trained_alone(
+    monkeypatch: pytest.MonkeyPatch, batch_size: int | None
+) -> None:
+    """train_ensemble with a cache so small that the step takes its members two at a
+    time (with batches of 10, 10 and 4 examples: buffers for each size): every member
+    still trains as the same network alone."""
+    from actlab import ensemble
+
+    spans = []
+
+    def recording(runs, most):  # noqa: ANN001, ANN202
+        spans.append(ensemble_chunks(runs, most))
+        return spans[-1]
+
+    ensemble_chunks = ensemble.chunk_members
+    monkeypatch.setattr(ensemble, "l2_cache_bytes", lambda: 1)
+    monkeypatch.setattr(ensemble, "chunk_members", recording)
+    X, y = data()
+    res = train_ensemble(
+        MEMBERS, X, y, depth=DEPTH, width=WIDTH, num_epochs=EPOCHS, batch_size=batch_size,
+        data_seed=3, device="cpu", dtype=torch.float64, progress=False,
+    )  # fmt: skip
+    assert spans and all(s == [(0, 2), (2, 4), (4, 6)] for s in spans), spans
+    assert len(spans) == (1 if batch_size is None else 2)  # one set of buffers per batch size
+    for i, member in enumerate(MEMBERS):
+        assert_trains_as_alone(res, i, member, X, y, "adam", batch_size=batch_size)
+
+
 def test_chunk_members_covers_the_ensemble_and_cuts_a_run_only_where_it_must() -> None:
     from actlab.ensemble import chunk_members
 
