@@ -689,7 +689,8 @@ class _HandStep:
             The loss of each member, shape ``(E,)``, before the update.
         """
         bufs = self._buffers_for(x.shape[-2], x)
-        x_each, y_each = x.dim() == 3, y.dim() == (2 if loss == "ce" else 3)
+        x_each = x.dim() == _shared_dims("X", loss) + 1  # one set per member
+        y_each = y.dim() == _shared_dims("y", loss) + 1
         losses = []
         with torch.no_grad():
             for c in bufs["chunks"]:
@@ -807,6 +808,13 @@ def _loss_per_member(out: torch.Tensor, y: torch.Tensor, loss: str) -> torch.Ten
         per = F.cross_entropy(out.reshape(E * N, C), target, reduction="none")
         return per.view(E, N).mean(dim=1)
     raise ValueError(f"unknown loss {loss!r}; use 'mse' or 'ce'")
+
+
+def _shared_dims(name: str, loss: str) -> int:
+    """The dims of inputs (``name == "X"``) or targets (``"y"``) shared by every member:
+    ``(N, in_dim)``, ``(N, out_dim)`` for ``"mse"``, class indices ``(N,)`` for ``"ce"``.
+    One set per member has one dim more in front, ``E``."""
+    return 2 if name == "X" or loss != "ce" else 1
 
 
 def _loss_and_grad(
@@ -1003,7 +1011,8 @@ def train_ensemble(
         np.asarray(y) if not torch.is_tensor(y) else y, dtype=y_dtype, device=device
     )
     E = len(members)
-    for name, t, feature_dims in (("X", X_t, 2), ("y", y_t, 1 if loss == "ce" else 2)):
+    for name, t in (("X", X_t), ("y", y_t)):
+        feature_dims = _shared_dims(name, loss)
         if t.dim() == feature_dims + 1 and t.shape[0] != E:
             raise ValueError(f"per-member {name} has {t.shape[0]} sets for {E} members")
         if t.dim() not in (feature_dims, feature_dims + 1):
