@@ -12,13 +12,14 @@ TORCH_PIN := torch==2.13.0
 # nbgrader shells out to `alembic` and the book to `jupyter`: use the venv's.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: all env js book test test-fast lint release system clean help lab
+.PHONY: all env js book test test-fast lint release system clean help lab mutants
 
 help:
 	@echo "make book     build the executed book into _build/html (strict, cached)"
 	@echo "make test     everything: lint, library, notebooks, autograder, book, browser"
 	@echo "make lab      JupyterLab at the repository root: exercises/ and book/ chapters as notebooks"
 	@echo "make release  regenerate exercises/ from solutions/ with nbgrader"
+	@echo "make mutants  grade plausible wrong answers to every exercise: benchmarks/MUTATION.md"
 	@echo "make clean    remove build output (keeps the venv)"
 
 all: book
@@ -70,6 +71,10 @@ lab: env
 
 release: env
 	$(BIN)/python -m autograder release
+
+# Mutation testing of the graded notebooks (tests/test_mutation.py runs the same check).
+mutants: env
+	$(BIN)/python -m autograder.mutation --report benchmarks/MUTATION.md
 
 lint: env
 	$(BIN)/ruff check .
