@@ -19,8 +19,8 @@ notebook with its hidden tests, the answer cell is replaced and every cell after
 again in order. The mutant is *killed* when a graded cell fails (an error or a timeout),
 and *survives* when every graded cell still passes. A ``list`` mutant whose function never
 returned an array, or a mutant whose cell does not even define its function, is
-``not_applicable``. Survivors are either killed by a new hidden case or listed, each with
-why it is acceptable, in an accepted-survivors file; ``python -m autograder.mutation``
+``not_applicable``; a wrapper whose answer cell raised is ``broken``. Survivors are
+either killed by a new hidden case or listed, each with why it is acceptable, in an accepted-survivors file; ``python -m autograder.mutation``
 writes the report.
 """
 
@@ -210,6 +210,11 @@ def _edits(tree: ast.AST, source: str) -> list[tuple[str, ast.AST, str]]:
     """(kind, node, replacement text) for every single-change slip in the tree."""
     edits: list[tuple[str, ast.AST, str]] = []
     negated: set[int] = set()
+    # Negating an index or an axis is mostly the same code (x[1] is x[-1] for a pair, axis 1
+    # is axis -1 of a matrix), and -1 in reshape/view is "whatever fits" like any negative:
+    # such numbers get only their off-by-one mutants, or none.
+    no_sign: set[int] = set()
+    no_change: set[int] = set()
     for node in ast.walk(tree):
         if (
             isinstance(node, ast.UnaryOp)
@@ -217,10 +222,25 @@ def _edits(tree: ast.AST, source: str) -> list[tuple[str, ast.AST, str]]:
             and isinstance(node.operand, ast.Constant)
         ):
             negated.add(id(node.operand))
+        if isinstance(node, ast.Subscript):
+            no_sign.update(id(n) for n in ast.walk(node.slice))
+        if isinstance(node, ast.Call):
+            for kw in node.keywords:
+                if kw.arg in ("axis", "dim"):
+                    no_sign.update(id(n) for n in ast.walk(kw.value))
+            name = node.func.attr if isinstance(node.func, ast.Attribute) else ""
+            if name in REDUCTIONS:
+                no_sign.update(id(n) for a in node.args for n in ast.walk(a))
+            if name in ("reshape", "view"):
+                for a in node.args:
+                    if isinstance(a, ast.UnaryOp) and isinstance(a.operand, ast.Constant):
+                        no_change.update({id(a), id(a.operand)})
     for node in ast.walk(tree):
+        if id(node) in no_change:
+            continue
         if isinstance(node, ast.Constant) and _number(node.value) and id(node) not in negated:
             v = node.value
-            if v != 0:
+            if v != 0 and id(node) not in no_sign:
                 edits.append(("sign", node, f"(-{_fmt(v)})"))
             if isinstance(v, int):
                 edits.append(("off_by_one", node, _fmt(v + 1)))
@@ -228,7 +248,8 @@ def _edits(tree: ast.AST, source: str) -> list[tuple[str, ast.AST, str]]:
             elif 0 < abs(v) < 1e-3:
                 edits.append(("exact", node, "0.0"))
         elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
-            edits.append(("sign", node, f"({ast.get_source_segment(source, node.operand)})"))
+            if id(node) not in no_sign:
+                edits.append(("sign", node, f"({ast.get_source_segment(source, node.operand)})"))
             if isinstance(node.operand, ast.Constant) and isinstance(node.operand.value, int):
                 v = -node.operand.value
                 edits.append(("off_by_one", node, f"({_fmt(v + 1)})"))
@@ -622,9 +643,11 @@ def _run_mutant(
     kernel: Kernel, m: Mutant, cells: list, a: int, graded: dict[int, str], limit: dict[int, float]
 ) -> Outcome:
     out = Outcome(m.key, m.exercise, m.kind, m.before, m.after, "killed")
+    # A cell that raises (a stub of plain statements does) is what grading meets too: the
+    # cells after it still run.
     ok, why = kernel.run(m.source, limit[a])
-    if not ok:
-        out.status, out.message = "broken", f"the mutant's cell raised {_one_line(why)}"
+    if not ok and m.wrapper:
+        out.status, out.message = "broken", f"the answer cell raised {_one_line(why)}"
         return out
     if m.wrapper:
         kernel.run("__mutation_applied[0] = 0", 10)
