@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import itertools
 import json
 import multiprocessing
 import os
@@ -25,7 +26,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from autograder.collect import Submission, extract_zip, find_submissions
+from autograder.collect import Submission, extract_zip, find_submissions, release_grade_ids
 from autograder.sandbox import Limits, make_spec, write_kernel_spec
 from autograder.worker import Job, Result, grade_one
 
@@ -141,6 +142,9 @@ def _digest(sub: Submission, template: Path, assignment: str, limits: Limits) ->
             h.update(p.relative_to(template).as_posix().encode() + b"\0" + p.read_bytes())
     for name in sorted(sub.files):
         h.update(f"\0{name}\0".encode() + Path(sub.files[name]).read_bytes())
+    for name in sorted(sub.ambiguous):
+        for path in sub.ambiguous[name]:
+            h.update(f"\0?{name}\0{Path(path).name}\0".encode() + Path(path).read_bytes())
     return h.hexdigest()
 
 
@@ -188,6 +192,27 @@ def merge_result(db: Any, result: dict[str, Any]) -> None:
                 grade.auto_score = g["auto_score"]
                 grade.needs_manual_grade = g["needs_manual_grade"]
         gb.db.commit()
+
+
+def _ambiguous_result(sub: Submission, assignment: str, gb: Any, digest: str) -> dict[str, Any]:
+    """The result of a submission with two equally good files for a notebook: 0, not graded."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # nbgrader trips SQLAlchemy's autoflush warnings
+        grades = {
+            nb.name: {
+                cell.name: {
+                    "auto_score": 0.0,
+                    "max_score": float(cell.max_score),
+                    "needs_manual_grade": False,
+                }
+                for cell in nb.grade_cells
+            }
+            for nb in gb.find_assignment(assignment).notebooks
+        }
+    max_score = sum(g["max_score"] for nb in grades.values() for g in nb.values())
+    return Result(
+        sub.student, assignment, "ambiguous_submission", sub.problem, 0.0, max_score, grades, digest
+    ).to_json()
 
 
 def _import_submission(sub: Submission, out: Path, assignment: str) -> dict[str, str]:
@@ -287,7 +312,8 @@ def grade(
             shutil.copyfile(template / "gradebook.db", fresh)
         else:
             make_template(course_root, assignment, scratch / "main", config, db_url=db_url)
-        notebooks = sorted(p.stem for p in (template / "release" / assignment).glob("*.ipynb"))
+        grade_ids = release_grade_ids(template / "release" / assignment)
+        notebooks = sorted(grade_ids)
 
         if submissions.is_file() and submissions.suffix == ".zip":
             folder = extract_zip(submissions, out / "incoming" / submissions.stem)
@@ -295,12 +321,13 @@ def grade(
             folder = submissions
         else:
             raise FileNotFoundError(f"{submissions} is neither a folder nor a .zip of submissions")
-        subs, run.warnings = find_submissions(folder, assignment, notebooks)
+        subs, run.warnings = find_submissions(folder, assignment, notebooks, grade_ids)
 
         from nbgrader.api import Gradebook
 
         gradebook = Gradebook(db_url)  # one connection for the batch: only this process writes
         jobs: list[Job] = []
+        settled: list[dict[str, Any]] = []  # results known without running a kernel
         for sub in subs:
             digest = _digest(sub, template, assignment, limits)
             jpath = journal_path(out, assignment, sub.student)
@@ -315,6 +342,9 @@ def grade(
                     run.skipped.append(sub.student)
                     run.results.append(done)
                     continue
+            if sub.ambiguous:
+                settled.append(_ambiguous_result(sub, assignment, gradebook, digest))
+                continue
             files = _import_submission(sub, out, assignment)
             jobs.append(
                 Job(
@@ -339,7 +369,7 @@ def grade(
             results = run_tasks(client, tasks, out, progress)
         if jobs:
             _warm_reports()
-        for result in results:
+        for result in itertools.chain(settled, results):
             t = time.monotonic()
             merge_result(gradebook, result)
             result.setdefault("timing", {})["merge"] = round(time.monotonic() - t, 3)
