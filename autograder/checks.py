@@ -50,7 +50,8 @@ def read_notebook(data: bytes) -> tuple[NotebookNode | None, str]:
     try:
         raw = json.loads(text)
     except json.JSONDecodeError as exc:
-        return None, f"not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        # json's messages end where the position goes ("Unterminated string starting at").
+        return None, f"not valid JSON: {exc.msg}: line {exc.lineno} column {exc.colno}"
     if not isinstance(raw, dict) or not isinstance(raw.get("nbformat"), int):
         return None, "JSON but not a notebook (no 'cells' list or 'nbformat' version)"
     if raw["nbformat"] > 4 or (raw["nbformat"] == 4 and "cells" not in raw):
