@@ -24,7 +24,7 @@ from nbconvert.exporters import HTMLExporter
 from traitlets.config import Config
 
 from autograder.checks import check_notebook
-from autograder.feedback import leaked_lines, scrub_notebook, secrets
+from autograder.feedback import BEGIN, END, Secrets, scrub_notebook, secrets
 from autograder.sandbox import Limits
 
 # Most severe first: a submission's status is the first of these that applies.
@@ -395,11 +395,12 @@ def _grade(job: Job, tmp: Path) -> Result:
         dest = out / "autograded" / job.student / job.assignment
         _replace_dir(course / "autograded" / job.student / job.assignment, dest, only="*.ipynb")
         # Feedback: scrub the hidden tests from the graded notebook, then let nbgrader render it.
+        begin, end = _markers(job)
+        secret: dict[str, Secrets] = {}
         for name, nb in graded.items():
-            secret = secrets(
-                nbformat.read(source / f"{name}.ipynb", as_version=4), release_nbs[name]
-            )
-            scrub_notebook(nb, secret)
+            source_nb = nbformat.read(source / f"{name}.ipynb", as_version=4)
+            secret[name] = secrets(source_nb, release_nbs[name], nb, begin, end)
+            scrub_notebook(nb, secret[name], begin, end)
             nbformat.write(
                 nb, course / "autograded" / job.student / job.assignment / f"{name}.ipynb"
             )
@@ -414,10 +415,7 @@ def _grade(job: Job, tmp: Path) -> Result:
             if not page.exists():
                 continue
             text = page.read_text(encoding="utf-8")
-            secret = secrets(
-                nbformat.read(source / f"{name}.ipynb", as_version=4), release_nbs[name]
-            )
-            if leaked_lines(text, secret):
+            if secret[name].leaks(text):
                 continue  # never publish a page that still shows a hidden test
             tmp_page = fb_dest / f".{name}.html.tmp"
             tmp_page.write_text(text, encoding="utf-8")
@@ -439,6 +437,12 @@ def _grade(job: Job, tmp: Path) -> Result:
         feedback,
         timing=clock.laps,
     )
+
+
+def _markers(job: Job) -> tuple[str, str]:
+    """The hidden-test markers the course configures (nbgrader's ClearHiddenTests)."""
+    cfg = job.config.get("ClearHiddenTests", {})
+    return cfg.get("begin_test_delimeter", BEGIN), cfg.get("end_test_delimeter", END)
 
 
 class _Clock:

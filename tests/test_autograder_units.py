@@ -172,7 +172,7 @@ def test_scrub_removes_hidden_tests_from_source_and_tracebacks(tmp_path):
     course = builders.make_course(tmp_path / "c")
     release = builders.released(course)
     secret = secrets(source, release)
-    assert builders.HIDDEN_LINE in secret
+    assert builders.HIDDEN_LINE in secret.statements.values()
     graded = copy.deepcopy(source)
     cell = graded.cells[3]
     frame = (
