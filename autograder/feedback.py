@@ -383,3 +383,72 @@ def scrub_notebook(
 def leaked_lines(page: str, secret: Secrets) -> list[str]:
     """Hidden statements or lines still visible in a rendered HTML page (empty when clean)."""
     return secret.leaks(page)
+
+
+def _one_line(text: str, limit: int) -> str:
+    text = " ".join(str(text).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def cell_message(cell: NotebookNode, secret: Secrets, limit: int = 300) -> str | None:
+    """A cell's first error in one line ("AssertionError: expected …, got …"); None if none.
+
+    The message is the scrubbed notebook's; one that still shows hidden material is
+    replaced by the exception's name.
+    """
+    errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+    if not errors:
+        return None
+    real = [o for o in errors if o.get("ename") != "GradingStopped"]
+    if not real:  # the grader's own note: "this cell did not run: ..."
+        return _one_line(str(errors[0].get("evalue", "")) or "this cell did not run", limit)
+    ename, evalue = str(real[0].get("ename", "")), str(real[0].get("evalue", ""))
+    text = _one_line(f"{ename}: {evalue}" if evalue.strip() else ename, limit)
+    if secret.shows(text):
+        text = f"{ename} (its message showed hidden test code)"
+    return text
+
+
+def summary_rows(
+    nb: NotebookNode, grades: dict[str, dict], secret: Secrets
+) -> list[tuple[str, float, float, str]]:
+    """Each graded cell of a graded notebook: (grade_id, points, max points, result)."""
+    rows = []
+    for cell in nb.cells:
+        meta = _meta(cell)
+        gid = meta.get("grade_id")
+        if not meta.get("grade") or not gid:
+            continue
+        g = grades.get(gid, {})
+        top = float(g.get("max_score", meta.get("points", 0.0)) or 0.0)
+        got = float(g.get("auto_score", 0.0) or 0.0)
+        message = cell_message(cell, secret)
+        if message is None:
+            if g.get("needs_manual_grade"):
+                message = "to be graded by hand"
+            elif got >= top:
+                message = "passed"
+            else:
+                message = "no points (no error shown)"
+        rows.append((gid, got, top, message))
+    return rows
+
+
+def summary_cell(nb: NotebookNode, grades: dict[str, dict], secret: Secrets) -> NotebookNode:
+    """A Markdown cell for the top of the page: each graded cell, its points and its result."""
+    from nbformat.v4 import new_markdown_cell
+
+    esc = html.escape
+    parts = [
+        '<table class="tex2jax_ignore"><tr><th>graded cell</th><th>points</th><th>result</th></tr>'
+    ]
+    for gid, got, top, message in summary_rows(nb, grades, secret):
+        parts.append(
+            f'<tr><td><a href="#{esc(gid)}">{esc(gid)}</a></td><td>{got:g} / {top:g}</td>'
+            f"<td>{esc(message)}</td></tr>"
+        )
+    parts.append("</table>")
+    cell = new_markdown_cell("### Summary\n\n" + "".join(parts))
+    if nb.get("nbformat_minor", 5) < 5:
+        cell.pop("id", None)
+    return cell

@@ -24,7 +24,7 @@ from nbconvert.exporters import HTMLExporter
 from traitlets.config import Config
 
 from autograder.checks import check_notebook
-from autograder.feedback import BEGIN, END, Secrets, scrub_notebook, secrets
+from autograder.feedback import BEGIN, END, Secrets, scrub_notebook, secrets, summary_cell
 from autograder.sandbox import Limits
 
 # Most severe first: a submission's status is the first of these that applies.
@@ -401,6 +401,7 @@ def _grade(job: Job, tmp: Path) -> Result:
             source_nb = nbformat.read(source / f"{name}.ipynb", as_version=4)
             secret[name] = secrets(source_nb, release_nbs[name], nb, begin, end)
             scrub_notebook(nb, secret[name], begin, end)
+            nb.cells.insert(0, summary_cell(nb, grades.get(name, {}), secret[name]))
             nbformat.write(
                 nb, course / "autograded" / job.student / job.assignment / f"{name}.ipynb"
             )
