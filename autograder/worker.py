@@ -7,6 +7,7 @@ the parent process merges the returned scores into the real gradebook, one at a 
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import logging
@@ -42,6 +43,9 @@ STATUS_ORDER = [
     "missing_cells",
     "ok",
 ]
+# Feedback states (Result.feedback_status, the `feedback` column of grades.csv).
+PUBLISHED = "published"
+WITHHELD = "withheld"
 
 
 @dataclass
@@ -76,6 +80,9 @@ class Result:
     feedback: list[str] = field(default_factory=list)
     seconds: float = 0.0
     timing: dict[str, float] = field(default_factory=dict)  # seconds per step of grading
+    # "published" (a page per notebook), "withheld: WHY" (a page could not be made safe
+    # or was not made), "none: WHY" (nothing was graded); "" from an older journal.
+    feedback_status: str = ""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -328,7 +335,7 @@ def grade_one(job: Job) -> dict[str, Any]:
 
 
 def _grade(job: Job, tmp: Path) -> Result:
-    from nbgrader.converters import Autograde, GenerateFeedback
+    from nbgrader.converters import Autograde
 
     clock = _Clock()
     template = Path(job.template)
@@ -345,6 +352,9 @@ def _grade(job: Job, tmp: Path) -> Result:
     issues: list[tuple[str, str]] = []
     usable = 0
     release_nbs = {p.stem: nbformat.read(p, as_version=4) for p in sorted(release.glob("*.ipynb"))}
+    source_nbs = {
+        name: nbformat.read(source / f"{name}.ipynb", as_version=4) for name in release_nbs
+    }
     for name, rnb in release_nbs.items():
         path = job.files.get(name)
         if path is None:
@@ -391,40 +401,22 @@ def _grade(job: Job, tmp: Path) -> Result:
 
     out = Path(job.out)
     feedback: list[str] = []
+    feedback_status = "none: no notebook was graded"
     if graded:
         dest = out / "autograded" / job.student / job.assignment
         _replace_dir(course / "autograded" / job.student / job.assignment, dest, only="*.ipynb")
-        # Feedback: scrub the hidden tests from the graded notebook, then let nbgrader render it.
-        begin, end = _markers(job)
-        secret: dict[str, Secrets] = {}
-        for name, nb in graded.items():
-            source_nb = nbformat.read(source / f"{name}.ipynb", as_version=4)
-            secret[name] = secrets(source_nb, release_nbs[name], nb, begin, end)
-            scrub_notebook(nb, secret[name], begin, end)
-            nb.cells.insert(0, summary_cell(nb, grades.get(name, {}), secret[name]))
-            nbformat.write(
-                nb, course / "autograded" / job.student / job.assignment / f"{name}.ipynb"
-            )
-        cfg = _nbgrader_config(job, course, events_path)
-        cfg.GenerateFeedback.exporter_class = FeedbackExporter
-        _run(GenerateFeedback, cfg, course)
-        fb_dir = course / "feedback" / job.student / job.assignment
-        fb_dest = out / "feedback" / job.student / job.assignment
-        fb_dest.mkdir(parents=True, exist_ok=True)
-        for name in graded:
-            page = fb_dir / f"{name}.html"
-            if not page.exists():
-                continue
-            text = page.read_text(encoding="utf-8")
-            if secret[name].leaks(text):
-                continue  # never publish a page that still shows a hidden test
-            tmp_page = fb_dest / f".{name}.html.tmp"
-            tmp_page.write_text(text, encoding="utf-8")
-            os.replace(tmp_page, fb_dest / f"{name}.html")
-            feedback.append(str((fb_dest / f"{name}.html").relative_to(out)))
-    if log and (status == "grader_error" or not graded):
+        feedback, feedback_status, feedback_log = _feedback(
+            job, course, events_path, graded, grades, source_nbs, release_nbs
+        )
+    else:
+        feedback_log = ""
+    if graded and status != "grader_error":
+        log = ""  # nbgrader's warnings about a notebook it graded are not kept
+    if log or feedback_log:
         (out / "logs").mkdir(parents=True, exist_ok=True)
-        (out / "logs" / f"{job.assignment}__{job.student}.log").write_text(log)
+        (out / "logs" / f"{job.assignment}__{job.student}.log").write_text(
+            log + ("\n" if log else "") + feedback_log
+        )
     clock.lap("feedback")
     return Result(
         job.student,
@@ -437,6 +429,7 @@ def _grade(job: Job, tmp: Path) -> Result:
         job.digest,
         feedback,
         timing=clock.laps,
+        feedback_status=feedback_status,
     )
 
 
@@ -444,6 +437,106 @@ def _markers(job: Job) -> tuple[str, str]:
     """The hidden-test markers the course configures (nbgrader's ClearHiddenTests)."""
     cfg = job.config.get("ClearHiddenTests", {})
     return cfg.get("begin_test_delimeter", BEGIN), cfg.get("end_test_delimeter", END)
+
+
+def _feedback(
+    job: Job,
+    course: Path,
+    events_path: Path,
+    graded: dict[str, nbformat.NotebookNode],
+    grades: dict[str, dict[str, dict[str, Any]]],
+    source_nbs: dict[str, nbformat.NotebookNode],
+    release_nbs: dict[str, nbformat.NotebookNode],
+) -> tuple[list[str], str, str]:
+    """Make and publish each notebook's feedback page.
+
+    The hidden tests are scrubbed from a copy of the graded notebook, a summary of the
+    graded cells goes on top, and nbgrader renders the page. A page that still shows
+    hidden test code is made again without any cell output; if even that one shows it,
+    or nbgrader made no page, the page is withheld and the state says why.
+
+    Returns the pages published, the feedback state (``published``, ``withheld: WHY``)
+    and nbgrader's log when a page was withheld.
+    """
+    from nbgrader.converters import GenerateFeedback
+
+    begin, end = _markers(job)
+    out = Path(job.out)
+    auto = course / "autograded" / job.student / job.assignment
+    fb_dir = course / "feedback" / job.student / job.assignment
+    fb_dest = out / "feedback" / job.student / job.assignment
+    secret: dict[str, Secrets] = {}
+    pending: dict[str, nbformat.NotebookNode] = {}
+    for name, nb in graded.items():
+        secret[name] = secrets(source_nbs[name], release_nbs[name], nb, begin, end)
+        page_nb = scrub_notebook(copy.deepcopy(nb), secret[name], begin, end)
+        page_nb.cells.insert(0, summary_cell(page_nb, grades.get(name, {}), secret[name]))
+        pending[name] = page_nb
+    published: dict[str, str] = {}
+    why: dict[str, str] = {}
+    log = ""
+    for bare in (False, True):
+        for p in auto.glob("*.ipynb"):
+            if p.stem not in pending:
+                p.unlink()  # already published: not rendered again
+        for name, nb in pending.items():
+            if bare:
+                for cell in nb.cells:
+                    if "outputs" in cell:
+                        cell.outputs = []
+                summary = nb.cells[0]
+                summary.source += "\n\nThe cells' output is not shown: it showed hidden test code."
+            nbformat.write(nb, auto / f"{name}.ipynb")
+        shutil.rmtree(fb_dir, ignore_errors=True)
+        cfg = _nbgrader_config(job, course, events_path)
+        cfg.GenerateFeedback.exporter_class = FeedbackExporter
+        log = _run(GenerateFeedback, cfg, course)
+        for name in list(pending):
+            page = fb_dir / f"{name}.html"
+            if not page.exists():
+                last = log.strip().splitlines()[-1] if log.strip() else "no log"
+                why[name] = "nbgrader made no page: " + _one_line(last, 120)
+                continue
+            text = page.read_text(encoding="utf-8")
+            leaks = secret[name].leaks(text)
+            if leaks:
+                why[name] = (
+                    f"the page showed {len(leaks)} line(s) of hidden test code "
+                    "even without the cells' output"
+                )
+                continue
+            fb_dest.mkdir(parents=True, exist_ok=True)
+            tmp_page = fb_dest / f".{name}.html.tmp"
+            tmp_page.write_text(text, encoding="utf-8")
+            os.replace(tmp_page, fb_dest / f"{name}.html")
+            published[name] = "outputs removed" if bare else ""
+            why.pop(name, None)
+            del pending[name]
+        if not pending:
+            break
+    for name in pending:  # never leave an older page of this student in place
+        (fb_dest / f"{name}.html").unlink(missing_ok=True)
+    if fb_dest.is_dir() and not any(fb_dest.iterdir()):
+        fb_dest.rmdir()
+    several = len(graded) > 1
+    if why:
+        state = (
+            WITHHELD
+            + ": "
+            + "; ".join(
+                (f"{name}.ipynb: " if several else "") + reason for name, reason in why.items()
+            )
+        )
+    else:
+        state = PUBLISHED
+        bare_pages = [name for name, note in published.items() if note]
+        if bare_pages:
+            which = ", ".join(f"{n}.ipynb" for n in bare_pages) if several else "the page"
+            state += f" (without the cells' output in {which}: it showed hidden test code)"
+    pages = [
+        str((fb_dest / f"{name}.html").relative_to(out)) for name in graded if name in published
+    ]
+    return pages, state, log if pending else ""
 
 
 class _Clock:
