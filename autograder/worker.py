@@ -196,6 +196,55 @@ def _one_line(text: str, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _cell_errors(nb: nbformat.NotebookNode) -> list[tuple[str, bool, str, str]]:
+    """Each cell that raised: (name, whether it is graded, exception name, message).
+
+    A cell's first error counts; "did not run" notes (GradingStopped) are left out.
+    """
+    out = []
+    for i, cell in enumerate(nb.cells):
+        meta = cell.get("metadata", {}).get("nbgrader", {})
+        for o in cell.get("outputs", []):
+            if o.get("output_type") == "error" and o.get("ename") != "GradingStopped":
+                name = meta.get("grade_id") or f"cell {i}"
+                out.append(
+                    (name, bool(meta.get("grade")), o.get("ename", ""), str(o.get("evalue", "")))
+                )
+                break
+    return out
+
+
+def _short(name: str, limit: int = 40) -> str:
+    return name if len(name) <= limit else name[: limit - 1] + "…"
+
+
+def _failures(graded: dict[str, nbformat.NotebookNode], messages: bool = True) -> str:
+    """The graded cells that failed, each by its grade_id, then the other cells that raised.
+
+    Every failing cell is named; with many, each message is cut shorter.
+    """
+    failed, other = [], []
+    for nb in graded.values():
+        for name, is_graded, ename, evalue in _cell_errors(nb):
+            (failed if is_graded else other).append((name, ename, evalue))
+    if not failed and not other:
+        return ""
+    per = max(24, min(160, 600 // (len(failed) + len(other))))
+
+    def say(name: str, ename: str, evalue: str) -> str:
+        if not messages:
+            return _short(name)
+        what = f"{ename}: {evalue}" if evalue.strip() else ename
+        return f"{_short(name)} ({_one_line(what, max(per, len(ename) + 2))})"
+
+    parts = []
+    if failed:
+        parts.append("graded cells failed: " + ", ".join(say(*f) for f in failed))
+    if other:
+        parts.append("other cells raised: " + ", ".join(say(*f) for f in other))
+    return "; ".join(parts)
+
+
 def _classify(
     issues: list[tuple[str, str]],
     events: dict[str, Any],
@@ -257,12 +306,10 @@ def _classify(
         if ename == "SystemExit":
             found.append(("exit_called", f"{cell} called sys.exit({evalue}); the kernel went on"))
             break
+    failures = _failures(graded)
     if not found:
-        failing = [e for e in errors if e[1] != "GradingStopped"]
-        if failing:
-            cell, ename, evalue = failing[0]
-            more = f" (+{len(failing) - 1} more)" if len(failing) > 1 else ""
-            return "ok", _one_line(f"ran to the end; {cell} raised {ename}: {evalue}{more}")
+        if failures:
+            return "ok", "ran to the end; " + failures
         return "ok", "ran to the end without errors"
     found.sort(key=lambda sr: STATUS_ORDER.index(sr[0]) if sr[0] in STATUS_ORDER else 0)
     status = found[0][0]
@@ -270,7 +317,9 @@ def _classify(
     for _, reason in found:
         if reason not in seen:
             seen.append(reason)
-    return status, _one_line("; ".join(seen), 300)
+    reason = _one_line("; ".join(seen), 300)
+    failures = _failures(graded, messages=False)
+    return status, f"{reason}; {failures}" if failures else reason
 
 
 def _read_scores(
