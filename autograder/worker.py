@@ -27,10 +27,12 @@ from traitlets.config import Config
 from autograder.checks import check_notebook
 from autograder.feedback import BEGIN, END, Secrets, scrub_notebook, secrets, summary_cell
 from autograder.sandbox import Limits
+from autograder.testcode import uses_test_code
 
 # Most severe first: a submission's status is the first of these that applies.
 STATUS_ORDER = [
     "invalid_notebook",
+    "ambiguous_submission",
     "grader_error",
     "timeout",
     "memory_limit",
@@ -41,6 +43,7 @@ STATUS_ORDER = [
     "exit_called",
     "tampered_cells",
     "missing_cells",
+    "uses_test_code",
     "ok",
 ]
 # Feedback states (Result.feedback_status, the `feedback` column of grades.csv).
@@ -318,6 +321,8 @@ def _classify(
         if reason not in seen:
             seen.append(reason)
     reason = _one_line("; ".join(seen), 300)
+    if status == "uses_test_code" and failures:
+        return status, f"{reason}; {failures}"  # the run was otherwise normal: say it all
     failures = _failures(graded, messages=False)
     return status, f"{reason}; {failures}" if failures else reason
 
@@ -415,6 +420,9 @@ def _grade(job: Job, tmp: Path) -> Result:
         if checked.notebook is not None:
             nbformat.write(checked.notebook, sub_dir / f"{name}.ipynb")
             usable += 1
+            used = uses_test_code(checked.notebook, source_nbs[name], rnb)
+            if used:
+                issues.append(("uses_test_code", tag + "; ".join(used)))
     for name, path in job.files.items():  # data files the student handed in with the notebook
         if name not in release_nbs and not name.endswith(".ipynb"):
             shutil.copy2(path, sub_dir / name)
