@@ -1,7 +1,10 @@
 """`autograder report`: grades.csv, a per-question summary table and plots, from the gradebook.
 
 Scores come from nbgrader's gradebook (so manual grades entered later count); each
-submission's status and reason come from the grading journal next to it.
+submission's status, reason and feedback state come from the grading journal next to
+it. The feedback state (column ``feedback``) is ``published``, ``withheld: WHY`` (no
+page: it could not be made without showing hidden tests, or was not made) or
+``none: WHY`` (nothing was graded, so there is no page).
 """
 
 from __future__ import annotations
@@ -11,6 +14,15 @@ import json
 import warnings
 from pathlib import Path
 from typing import Any
+
+
+def feedback_state(journal: dict[str, Any]) -> str:
+    """A journal entry's feedback state (entries from before the state was recorded too)."""
+    if journal.get("feedback_status"):
+        return journal["feedback_status"]
+    if not journal:
+        return ""
+    return "published" if journal.get("feedback") else "none: no page was made"
 
 
 def collect_rows(out: Path, db_url: str) -> tuple[list[dict[str, Any]], dict[str, list[str]]]:
@@ -44,6 +56,7 @@ def collect_rows(out: Path, db_url: str) -> tuple[list[dict[str, Any]], dict[str
                         max_score=sum(max_q.values()),
                         status="no_submission",
                         reason="nothing was submitted",
+                        feedback="none: nothing was submitted",
                     )
                     row.update({q: 0.0 for q in qs})
                     rows.append(row)
@@ -53,6 +66,7 @@ def collect_rows(out: Path, db_url: str) -> tuple[list[dict[str, Any]], dict[str
                     max_score=round(float(sub.max_score), 4),
                     status=journal.get("status", "graded"),
                     reason=journal.get("reason", "graded outside the autograder"),
+                    feedback=feedback_state(journal),
                 )
                 for nb in sub.notebooks:
                     for g in nb.grades:
@@ -66,7 +80,8 @@ def write_reports(out: Path, db_url: str) -> dict[str, Path]:
     out = Path(out)
     rows, questions = collect_rows(out, db_url)
     all_q = [q for qs in questions.values() for q in qs]
-    fields = ["student", "assignment", "score", "max_score", "status", "reason"] + all_q
+    fields = ["student", "assignment", "score", "max_score", "status", "reason", "feedback"]
+    fields += all_q
     paths = {
         "csv": out / "grades.csv",
         "md": out / "summary.md",
@@ -115,8 +130,16 @@ def summarise(
                 }
             )
         statuses: dict[str, int] = {}
+        feedback: dict[str, int] = {}
         for r in arows:
             statuses[r["status"]] = statuses.get(r["status"], 0) + 1
+            kind = (r.get("feedback") or "unknown").split(":")[0].split(" (")[0]
+            feedback[kind] = feedback.get(kind, 0) + 1
+        withheld = [
+            (r["student"], r["feedback"].split(":", 1)[1].strip())
+            for r in arows
+            if str(r.get("feedback", "")).startswith("withheld")
+        ]
         scores = [float(r["score"]) for r in arows]
         top = sum(max_q[assignment].values())
         summary[assignment] = {
@@ -126,6 +149,8 @@ def summarise(
             "scores": scores,
             "questions": per_q,
             "statuses": dict(sorted(statuses.items())),
+            "feedback": dict(sorted(feedback.items())),
+            "withheld": withheld,
         }
     return summary
 
@@ -146,6 +171,11 @@ def _markdown(stats: dict[str, Any]) -> str:
             )
         lines += ["", "| status | submissions |", "| --- | ---: |"]
         lines += [f"| {k} | {v} |" for k, v in s["statuses"].items()]
+        lines += ["", "| feedback | submissions |", "| --- | ---: |"]
+        lines += [f"| {k} | {v} |" for k, v in s["feedback"].items()]
+        if s["withheld"]:
+            lines += ["", "Feedback withheld (no page for these students):", ""]
+            lines += [f"- {student}: {why}" for student, why in s["withheld"]]
         lines.append("")
     return "\n".join(lines)
 
@@ -176,7 +206,19 @@ def _html(stats: dict[str, Any]) -> str:
             f"<tr><td>{html.escape(k)}</td><td class=n>{v}</td></tr>"
             for k, v in s["statuses"].items()
         ]
+        parts.append("</table><table><tr><th>feedback</th><th>submissions</th></tr>")
+        parts += [
+            f"<tr><td>{html.escape(k)}</td><td class=n>{v}</td></tr>"
+            for k, v in s["feedback"].items()
+        ]
         parts.append("</table>")
+        if s["withheld"]:
+            parts.append("<p>Feedback withheld (no page for these students):</p><ul>")
+            parts += [
+                f"<li>{html.escape(student)}: {html.escape(why)}</li>"
+                for student, why in s["withheld"]
+            ]
+            parts.append("</ul>")
     return "\n".join(parts) + "\n"
 
 
