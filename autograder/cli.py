@@ -78,6 +78,12 @@ def _parser() -> argparse.ArgumentParser:
         "(N worker processes started here); --workers is then unused",
     )
     p_grade.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p_grade.add_argument(
+        "--allow-missing-feedback",
+        action="store_true",
+        help="exit 0 even when some feedback pages were withheld (they would show hidden "
+        "tests, or were not made); without it such a run exits with status 1",
+    )
 
     p_rep = sub.add_parser("report", help="rebuild grades.csv and the summary from the gradebook")
     p_rep.add_argument(
@@ -161,5 +167,24 @@ def main(argv: list[str] | None = None) -> int:
     print(f"gradebook: {run.db_url}")
     print(f"grades:    {run.out / 'grades.csv'}")
     print(f"summary:   {run.out / 'summary.md'}, {run.out / 'summary.png'}")
-    print(f"feedback:  {run.out / 'feedback'}/STUDENT/{args.assignment}/")
+    published = [r for r in run.results if r.get("feedback")]
+    withheld = [r for r in run.results if r.get("feedback_status", "").startswith("withheld")]
+    for r in withheld:
+        why = r["feedback_status"].split(":", 1)[1].strip()
+        print(f"warning: feedback withheld for {r['student']}: {why}", file=sys.stderr)
+    where = f"{run.out / 'feedback'}/STUDENT/{args.assignment}/"
+    if published:
+        n = len(published)
+        line = f"feedback:  {where} ({n} student{'' if n == 1 else 's'}"
+    else:
+        line = "feedback:  none (no page was published"
+    if withheld:
+        line += f"; withheld for {len(withheld)}: see the feedback column of grades.csv"
+    print(line + ")")
+    if withheld and not args.allow_missing_feedback:
+        print(
+            "autograder: some feedback was withheld; pass --allow-missing-feedback to accept that",
+            file=sys.stderr,
+        )
+        return 1
     return 0
