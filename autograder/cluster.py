@@ -277,6 +277,16 @@ def _write_files(out: Path, files: dict[str, bytes]) -> None:
         os.replace(tmp, target)
 
 
+def _remove_unpublished(out: Path, result: dict[str, Any]) -> None:
+    """Pages of an earlier run that this grading did not publish (withheld, or none) go."""
+    from autograder.worker import remove_pages
+
+    folder = out / "feedback" / result["student"] / result["assignment"]
+    if folder.is_dir():
+        kept = {Path(p).name for p in result.get("feedback", [])}
+        remove_pages(folder, [p.stem for p in folder.glob("*.html") if p.name not in kept])
+
+
 def run_tasks(client: Any, tasks: list[Task], out: Path, progress: bool):
     """Yield each task's result as it arrives, after writing its files into ``out``."""
     if not tasks:
@@ -300,6 +310,7 @@ def run_tasks(client: Any, tasks: list[Task], out: Path, progress: bool):
                 reply = fut.result()
                 _write_files(out, reply["files"])
                 result = reply["result"]
+                _remove_unpublished(out, result)
             elif fut.status == "error":
                 exc = fut.exception()
                 if isinstance(exc, KilledWorker):

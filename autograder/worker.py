@@ -467,6 +467,8 @@ def _grade(job: Job, tmp: Path) -> Result:
         )
     else:
         feedback_log = ""
+        # No page now: an older one (from an earlier hand-in) must not stay in its place.
+        remove_pages(out / "feedback" / job.student / job.assignment, list(release_nbs))
     if graded and status != "grader_error":
         log = ""  # nbgrader's warnings about a notebook it graded are not kept
     if log or feedback_log:
@@ -571,10 +573,7 @@ def _feedback(
             del pending[name]
         if not pending:
             break
-    for name in pending:  # never leave an older page of this student in place
-        (fb_dest / f"{name}.html").unlink(missing_ok=True)
-    if fb_dest.is_dir() and not any(fb_dest.iterdir()):
-        fb_dest.rmdir()
+    remove_pages(fb_dest, list(pending))  # never leave an older page in place
     several = len(graded) > 1
     if why:
         state = (
@@ -594,6 +593,14 @@ def _feedback(
         str((fb_dest / f"{name}.html").relative_to(out)) for name in graded if name in published
     ]
     return pages, state, log if pending else ""
+
+
+def remove_pages(folder: Path, names: list[str]) -> None:
+    """Delete the named notebooks' pages from a student's feedback folder (and it, if empty)."""
+    for name in names:
+        (folder / f"{name}.html").unlink(missing_ok=True)
+    if folder.is_dir() and not any(folder.iterdir()):
+        folder.rmdir()
 
 
 class _Clock:
