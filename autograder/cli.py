@@ -167,10 +167,12 @@ def main(argv: list[str] | None = None) -> int:
     print(f"gradebook: {run.db_url}")
     print(f"grades:    {run.out / 'grades.csv'}")
     print(f"summary:   {run.out / 'summary.md'}, {run.out / 'summary.png'}")
+    from autograder.report import feedback_state
+
     published = [r for r in run.results if r.get("feedback")]
-    withheld = [r for r in run.results if r.get("feedback_status", "").startswith("withheld")]
+    withheld = [r for r in run.results if feedback_state(r).startswith("withheld")]
     for r in withheld:
-        why = r["feedback_status"].split(":", 1)[1].strip()
+        why = feedback_state(r).split(":", 1)[1].strip()
         print(f"warning: feedback withheld for {r['student']}: {why}", file=sys.stderr)
     where = f"{run.out / 'feedback'}/STUDENT/{args.assignment}/"
     if published:

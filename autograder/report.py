@@ -15,6 +15,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+NOT_GRADED = ("invalid_notebook", "ambiguous_submission")
+
 
 def feedback_state(journal: dict[str, Any]) -> str:
     """A journal entry's feedback state (entries from before the state was recorded too)."""
@@ -22,7 +24,12 @@ def feedback_state(journal: dict[str, Any]) -> str:
         return journal["feedback_status"]
     if not journal:
         return ""
-    return "published" if journal.get("feedback") else "none: no page was made"
+    if journal.get("feedback"):
+        return "published"
+    if journal.get("status") in NOT_GRADED:
+        return "none: no notebook was graded"
+    # Graded by a version that dropped unsafe pages without saying so.
+    return "withheld: no page was made (graded before feedback was recorded; --force regrades)"
 
 
 def collect_rows(out: Path, db_url: str) -> tuple[list[dict[str, Any]], dict[str, list[str]]]:

@@ -407,6 +407,8 @@ def test_report_lists_withheld_feedback():
     assert feedback_state({"feedback_status": "withheld: nbgrader made no page"}).startswith(
         "withheld"
     )
+    # A journal from before the state was recorded: graded, yet no page, was a withheld page.
+    assert feedback_state({"feedback": [], "status": "ok"}).startswith("withheld: no page")
     stats = {
         "ps1": {
             "n": 2,
@@ -422,6 +424,21 @@ def test_report_lists_withheld_feedback():
     md = _markdown(stats)
     assert "| withheld | 1 |" in md and "- bob: nbgrader made no page: boom" in md
     assert "bob: nbgrader made no page: boom" in _html(stats)
+
+
+def test_a_cluster_result_removes_the_pages_it_did_not_publish(tmp_path):
+    from autograder.cluster import _remove_unpublished
+
+    folder = tmp_path / "feedback" / "ann" / "ps1"
+    folder.mkdir(parents=True)
+    for name in ("one", "two"):
+        (folder / f"{name}.html").write_text("an older page")
+    _remove_unpublished(
+        tmp_path, {"student": "ann", "assignment": "ps1", "feedback": ["feedback/ann/ps1/one.html"]}
+    )
+    assert sorted(p.name for p in folder.iterdir()) == ["one.html"]
+    _remove_unpublished(tmp_path, {"student": "ann", "assignment": "ps1", "feedback": []})
+    assert not folder.exists()
 
 
 def test_grade_exits_non_zero_when_feedback_was_withheld(monkeypatch, tmp_path, capsys):
@@ -612,3 +629,10 @@ def test_a_page_that_still_shows_hidden_code_is_made_bare_or_withheld(tmp_path, 
         "withheld: the page showed 1 line(s) of hidden test code even without the cells' output"
     )
     assert result["status"] == "ok" and result["score"] == 1.0
+    # A hand-in that cannot be graded has no page either: an older one goes.
+    stale.parent.mkdir(parents=True)
+    stale.write_text("an older page")
+    submitted.write_text("")
+    result = grade_one(job("withheld"))
+    assert result["status"] == "invalid_notebook" and not stale.parent.exists()
+    assert result["feedback_status"] == "none: no notebook was graded"
