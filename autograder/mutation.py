@@ -643,6 +643,12 @@ def _run_mutant(
     kernel: Kernel, m: Mutant, cells: list, a: int, graded: dict[int, str], limit: dict[int, float]
 ) -> Outcome:
     out = Outcome(m.key, m.exercise, m.kind, m.before, m.after, "killed")
+    # What the solution's cell defined must not outlive it: a stub that raises before it
+    # assigns its answer would otherwise leave the solution's value in place. Names that
+    # earlier cells bind too (an import repeated) stay, as they would in grading.
+    earlier = set().union(*(defined_names(c.source) for c in cells[:a]))
+    names = sorted(defined_names(cells[a].source) - earlier)
+    kernel.run(f"for __n in {names!r}:\n    globals().pop(__n, None)", 10)
     # A cell that raises (a stub of plain statements does) is what grading meets too: the
     # cells after it still run.
     ok, why = kernel.run(m.source, limit[a])
@@ -670,6 +676,31 @@ def _run_mutant(
                 if m.kind == "list"
                 else ("the function was never called")
             )
+    return out
+
+
+def defined_names(source: str) -> set[str]:
+    """Names a cell binds at its top level (functions, classes, assignments, imports)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return set()
+    out: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            out.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            out.update((a.asname or a.name).split(".")[0] for a in node.names)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign, ast.AugAssign, ast.For, ast.With)):
+            targets = (
+                node.targets
+                if isinstance(node, ast.Assign)
+                else [getattr(node, "target", None)]
+                + [i.optional_vars for i in getattr(node, "items", [])]
+            )
+            for t in targets:
+                if t is not None:
+                    out.update(n.id for n in ast.walk(t) if isinstance(n, ast.Name))
     return out
 
 

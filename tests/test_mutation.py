@@ -9,6 +9,7 @@ import pytest
 from conftest import ROOT, assignments
 
 from autograder.mutation import (
+    defined_names,
     load_accepted,
     markdown,
     mutants_of_cell,
@@ -117,3 +118,24 @@ def test_every_mutant_of_the_course_notebooks_loses_points(name, tmp_path):
         text = markdown([report], "cmd")
         assert f"| {name} | {len(report.outcomes)} |" in text
         Path(tmp_path / "report.md").write_text(text)
+
+
+def test_the_names_an_answer_cell_binds_are_found():
+    source = (
+        "import numpy as np\nfrom math import pi as PI\nanswer = 2 * x\nA, (b, c) = 1, (2, 3)\n"
+        "total: int = 0\ndef f():\n    inner = 1\nclass K:\n    pass\nfor i in range(3):\n"
+        "    pass\nwith open('x') as fh:\n    pass\n"
+    )
+    assert defined_names(source) == {
+        "np",
+        "PI",
+        "answer",
+        "A",
+        "b",
+        "c",
+        "total",
+        "f",
+        "K",
+        "i",
+        "fh",
+    }
