@@ -15,7 +15,12 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-NOT_GRADED = ("invalid_notebook", "ambiguous_submission")
+# Why a submission with one of these statuses has no page.
+NO_PAGE = {
+    "invalid_notebook": "none: no notebook was graded",
+    "ambiguous_submission": "none: no notebook was graded",
+    "grader_error": "none: the grader failed on this submission",
+}
 
 
 def feedback_state(journal: dict[str, Any]) -> str:
@@ -26,8 +31,8 @@ def feedback_state(journal: dict[str, Any]) -> str:
         return ""
     if journal.get("feedback"):
         return "published"
-    if journal.get("status") in NOT_GRADED:
-        return "none: no notebook was graded"
+    if journal.get("status") in NO_PAGE:
+        return NO_PAGE[journal["status"]]
     # Graded by a version that dropped unsafe pages without saying so.
     return "withheld: no page was made (graded before feedback was recorded; --force regrades)"
 

@@ -377,6 +377,7 @@ def grade_one(job: Job) -> dict[str, Any]:
             0.0,
             {},
             job.digest,
+            feedback_status="none: the grader failed on this submission",
         )
         (Path(job.out) / "logs").mkdir(parents=True, exist_ok=True)
         (Path(job.out) / "logs" / f"{job.assignment}__{job.student}.log").write_text(

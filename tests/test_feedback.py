@@ -409,6 +409,9 @@ def test_report_lists_withheld_feedback():
     )
     # A journal from before the state was recorded: graded, yet no page, was a withheld page.
     assert feedback_state({"feedback": [], "status": "ok"}).startswith("withheld: no page")
+    # Results made without grading (a crashed worker, an ambiguous hand-in) have none.
+    assert feedback_state({"feedback": [], "status": "grader_error"}).startswith("none")
+    assert feedback_state({"feedback": [], "status": "ambiguous_submission"}).startswith("none")
     stats = {
         "ps1": {
             "n": 2,
