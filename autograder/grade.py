@@ -30,7 +30,9 @@ from autograder.collect import Submission, extract_zip, find_submissions, releas
 from autograder.sandbox import Limits, make_spec, write_kernel_spec
 from autograder.worker import Job, Result, grade_one
 
-VERSION = "1"
+# Part of every journal digest: a change to what grading records (2: the feedback state,
+# statement-based hidden-test scrubbing, the chosen notebook) regrades old journals.
+VERSION = "2"
 
 
 @dataclass

@@ -2,8 +2,8 @@
 
 For each assignment a small class hands in: the solution (``correct``), the untouched
 release (``blank``), the first exercise solved and the rest left as stubs (``mixed``),
-everything solved but the first exercise holding a plausible slip from the mutation
-tests (``wrong``), a file that is not JSON (``broken``) and a folder with an
+everything solved but one exercise holding a plausible slip from the mutation tests
+(``wrong``), a file that is not JSON (``broken``) and a folder with an
 ``Untitled.ipynb`` beside the real notebook (``two_notebooks``). The class is graded by
 ``autograder.grade.grade`` in the sandbox, and what the students receive is checked:
 the scores, a feedback page for every graded student that lists every graded cell,
@@ -109,18 +109,21 @@ def _page_text(page: Path) -> str:
     return _tokens(html.unescape(TAG.sub(" ", page.read_text(encoding="utf-8"))))
 
 
-def _first_slip(source, release, cell) -> str:
-    """The first code slip of an answer cell that the mutation tests require to be killed."""
+def _first_slip(source, release) -> dict[str, str]:
+    """The first code slip, in notebook order, that the mutation tests require to be killed.
+
+    Returned as {answer cell id: the cell with the slip}; answer cells with no code slip
+    (a solution that only calls library functions) are passed over.
+    """
     accepted = load_accepted(ROOT / "benchmarks" / "mutation_accepted.toml")
-    stub = next(
-        c.source for c in _answers(release) if _meta(c)["grade_id"] == _meta(cell)["grade_id"]
-    )
-    for m in mutants_of_cell(
-        _meta(cell)["grade_id"], cell.source, stub, visible_test_helpers(release)
-    ):
-        if m.kind in CODE_SLIPS and m.key not in accepted:
-            return m.source
-    pytest.fail(f"no code mutant of {_meta(cell)['grade_id']} to hand in as a wrong answer")
+    stubs = {_meta(c)["grade_id"]: c.source for c in _answers(release)}
+    helpers = visible_test_helpers(release)
+    for cell in _answers(source):
+        gid = _meta(cell)["grade_id"]
+        for m in mutants_of_cell(gid, cell.source, stubs[gid], helpers):
+            if m.kind in CODE_SLIPS and m.key not in accepted:
+                return {gid: m.source}
+    pytest.fail("no code mutant of any answer cell to hand in as a wrong answer")
 
 
 @pytest.mark.slow
@@ -144,9 +147,7 @@ def test_a_class_of_the_chapter_is_graded_and_every_student_gets_feedback(assign
         "correct": _student_notebook(release, answers),
         "blank": _student_notebook(release, {}),
         "mixed": _student_notebook(release, {first_id: answers[first_id]}),
-        "wrong": _student_notebook(
-            release, {**answers, first_id: _first_slip(source, release, first)}
-        ),
+        "wrong": _student_notebook(release, {**answers, **_first_slip(source, release)}),
         "two_notebooks": _student_notebook(release, answers),
     }
     for student, nb in notebooks.items():
