@@ -756,8 +756,13 @@ def markdown(reports: list[Report], command: str) -> str:
         command,
         "```",
         "",
-        "| notebook | mutants | killed | survived (accepted) | not applicable | kill rate |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        "The kill rate counts killed mutants among those that apply; a survivor is either",
+        "killed by a new hidden case or listed below with why it is acceptable (most are",
+        "equivalent to the solution), and `unexplained` must be 0.",
+        "",
+        "| notebook | mutants | killed | survived (accepted) | unexplained | not applicable "
+        "| kill rate |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for r in reports:
         applicable = r.count("killed") + r.count("survived")
@@ -765,7 +770,8 @@ def markdown(reports: list[Report], command: str) -> str:
         accepted = sum(1 for o in r.outcomes if o.status == "survived" and o.accepted)
         lines.append(
             f"| {r.assignment} | {len(r.outcomes)} | {r.count('killed')} | "
-            f"{r.count('survived')} ({accepted}) | {r.count('not_applicable')} | {rate} |"
+            f"{r.count('survived')} ({accepted}) | {len(r.unexplained)} | "
+            f"{r.count('not_applicable')} | {rate} |"
         )
     lines += ["", "## Survivors", ""]
     survivors = [(r, o) for r in reports for o in r.outcomes if o.status == "survived"]
