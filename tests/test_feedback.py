@@ -37,17 +37,10 @@ BEGIN, END = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
 
 
 def _nbg(gid: str, *, grade=False, solution=False, points=None) -> dict:
-    meta = {
-        "grade": grade,
-        "grade_id": gid,
-        "locked": not solution,
-        "schema_version": 3,
-        "solution": solution,
-        "task": False,
-    }
-    if points is not None:
-        meta["points"] = points
-    return {"nbgrader": meta}
+    """nbgrader metadata as a course notebook has it: every cell but the answers locked."""
+    import builders  # tests/autograder_fixtures, put on the path by test_autograder
+
+    return builders._nbg(gid, grade=grade, solution=solution, locked=not solution, points=points)
 
 
 def _pair(name: str) -> tuple[nbformat.NotebookNode, nbformat.NotebookNode]:
