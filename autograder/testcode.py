@@ -4,7 +4,7 @@ A test cell's helpers (a reference implementation, a checker, planted inputs) ar
 module-level names of the kernel once that cell has run, so an answer such as
 ``def dead_mask(model, X): return _reference_masks(model, X)`` passes its tests
 without solving anything. Each answer cell (nbgrader ``solution: true``) of the
-submission is parsed, and the global names it reads are compared with the names that
+submission, and each code cell the student added or changed, is parsed, and the global names it reads are compared with the names that
 the source notebook's test cells define at module level (functions, classes,
 assignments, loop and ``with`` targets, visible or hidden part alike). Not reported:
 imported names (a student may use ``np`` as the tests do), names that the released
@@ -138,7 +138,7 @@ def global_reads(source: str) -> set[str]:
 def uses_test_code(
     submitted: NotebookNode, source_nb: NotebookNode, release_nb: NotebookNode
 ) -> list[str]:
-    """One line per answer cell that reads a name only a test cell defines (empty: none).
+    """One line per cell of the student's that reads a name only a test cell defines.
 
     E.g. ``dead_mask calls _check_masks, defined by a test cell``.
     """
@@ -164,9 +164,20 @@ def uses_test_code(
                 continue
             defined, imported = module_names(tree)
             allowed |= imported | set(defined)
+    # The student's own code: answer cells and any cell the release does not have as it
+    # is (a cell added below a test could alias a test's helper for an answer to call).
+    released = {
+        cell.source.strip()
+        for cell in release_nb.cells
+        if cell.get("cell_type") == "code" and not is_answer_cell(cell)
+    }
     found = []
     for i, cell in enumerate(submitted.cells):
-        if not is_answer_cell(cell) or _parse(cell.source) is None:
+        if cell.get("cell_type") != "code" or is_test_cell(cell):
+            continue
+        if not is_answer_cell(cell) and cell.source.strip() in released:
+            continue
+        if _parse(cell.source) is None:
             continue
         names = sorted((global_reads(cell.source) & set(test_defined)) - allowed)
         if not names:

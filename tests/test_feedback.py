@@ -295,7 +295,12 @@ def _answered(answer: str, extra: str | None = None) -> nbformat.NotebookNode:
             None,
             [],
         ),
-        ("def dead_mask(model, X):\n    return _helper(model, X)", "_helper = _check_masks", []),
+        # ... unless it is a test's helper under another name, in a cell the student added.
+        (
+            "def dead_mask(model, X):\n    return _helper(model, X)",
+            "_helper = _check_masks",
+            ["cell 3 calls _check_masks, defined by a test cell"],
+        ),
         # Code that does not parse is another problem, not this one.
         ("def dead_mask(model, X)\n    return _check_masks(model, X, '')", None, []),
         # IPython syntax is read as IPython reads it.
