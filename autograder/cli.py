@@ -90,6 +90,23 @@ def _parser() -> argparse.ArgumentParser:
         "--out", type=Path, default=None, help="output folder (default: COURSE/grading)"
     )
     p_rep.add_argument("--db", default=None, help="gradebook URL (default: sqlite in --out)")
+
+    p_sim = sub.add_parser(
+        "similarity",
+        help="rank pairs of students by shared answer code: a CSV and a side-by-side page",
+    )
+    p_sim.add_argument("assignment", help="assignment name (a folder of exercises/ or solutions/)")
+    p_sim.add_argument("submissions", type=Path, help="folder or .zip of submissions")
+    p_sim.add_argument(
+        "--out", type=Path, default=None, help="output folder (default: COURSE/grading/similarity)"
+    )
+    p_sim.add_argument(
+        "--grades", type=Path, default=None, help="grades.csv (default: COURSE/grading/grades.csv)"
+    )
+    p_sim.add_argument(
+        "--threshold", type=float, default=0.5, help="flag pairs at or above it (default 0.5)"
+    )
+    p_sim.add_argument("--top", type=int, default=20, help="pairs shown on the page (default 20)")
     return parser
 
 
@@ -100,6 +117,12 @@ def main(argv: list[str] | None = None) -> int:
         for path in release(course, args.assignments or None):
             print(f"released {path.relative_to(course)}")
         return 0
+
+    if args.command == "similarity":
+        from autograder.similarity import main as similarity
+
+        a = args
+        return similarity(course, a.assignment, a.submissions, a.out, a.grades, a.threshold, a.top)
 
     from autograder.grade import tool_env
 
