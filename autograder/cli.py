@@ -107,6 +107,10 @@ def _parser() -> argparse.ArgumentParser:
         "--threshold", type=float, default=0.5, help="flag pairs at or above it (default 0.5)"
     )
     p_sim.add_argument("--top", type=int, default=20, help="pairs shown on the page (default 20)")
+
+    from autograder.export import add_parser as add_export
+
+    add_export(sub)
     return parser
 
 
@@ -117,6 +121,11 @@ def main(argv: list[str] | None = None) -> int:
         for path in release(course, args.assignments or None):
             print(f"released {path.relative_to(course)}")
         return 0
+
+    if args.command == "export":
+        from autograder.export import main as export_main
+
+        return export_main(args, course)
 
     if args.command == "similarity":
         from autograder.similarity import main as similarity
