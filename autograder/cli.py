@@ -108,6 +108,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     p_sim.add_argument("--top", type=int, default=20, help="pairs shown on the page (default 20)")
 
+    from autograder.gradescope import add_parser as add_gradescope
+
+    add_gradescope(sub)
     from autograder.export import add_parser as add_export
 
     add_export(sub)
@@ -122,16 +125,21 @@ def main(argv: list[str] | None = None) -> int:
             print(f"released {path.relative_to(course)}")
         return 0
 
-    if args.command == "export":
-        from autograder.export import main as export_main
-
-        return export_main(args, course)
-
     if args.command == "similarity":
         from autograder.similarity import main as similarity
 
         a = args
         return similarity(course, a.assignment, a.submissions, a.out, a.grades, a.threshold, a.top)
+
+    if args.command == "export":
+        from autograder.export import main as export_main
+
+        return export_main(args, course)
+
+    if args.command == "gradescope":
+        from autograder.gradescope import command
+
+        return command(args, course)
 
     from autograder.grade import tool_env
 
