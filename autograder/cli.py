@@ -104,7 +104,7 @@ def _parser() -> argparse.ArgumentParser:
         "--grades", type=Path, default=None, help="grades.csv (default: COURSE/grading/grades.csv)"
     )
     p_sim.add_argument(
-        "--threshold", type=float, default=0.5, help="flag pairs at or above it (default 0.5)"
+        "--threshold", type=float, default=0.8, help="flag pairs at or above it (default 0.8)"
     )
     p_sim.add_argument("--top", type=int, default=20, help="pairs shown on the page (default 20)")
 

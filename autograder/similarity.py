@@ -66,7 +66,7 @@ from typing import Any
 
 K = 8  # tokens per k-gram
 W = 4  # k-gram hashes per winnowing window
-THRESHOLD = 0.5  # pairs at or above it are flagged and always shown
+THRESHOLD = 0.8  # pairs at or above it are flagged and always shown
 TOP = 20  # pairs shown on the page, besides every flagged one
 MAX_FILE_BYTES = 64 * 1024**2  # a notebook file larger than this is not read
 MAX_CODE_BYTES = 2 * 1024**2  # answer code larger than this is skipped
@@ -300,7 +300,7 @@ def winnow(kinds: list[str], k: int = K, w: int = W) -> list[tuple[str, int]]:
 def _fingerprint(student: Student, drop: frozenset[str] = frozenset()) -> None:
     student.prints = {}
     for cell, toks in student.tokens.items():
-        for h, i in winnow([t.kind for t in toks]):
+        for h, i in winnow([t.kind for t in toks], K, W):
             if h not in drop:
                 student.prints.setdefault(h, []).append((cell, i))
 
@@ -391,7 +391,7 @@ def load_student(
 # --------------------------------------------------------------------------- comparison
 
 
-def compare(students: list[Student], threshold: float = THRESHOLD) -> list[Pair]:
+def compare(students: list[Student]) -> list[Pair]:
     """Every pair that shares a fingerprint, best first (see the module's docstring)."""
     n = len(students)
     df: Counter[str] = Counter()
@@ -476,7 +476,7 @@ def similarity(
     finally:
         if tmp is not None:
             tmp.cleanup()
-    pairs = compare(students, threshold)
+    pairs = compare(students)
     return Report(students, pairs, skipped, warnings, threshold)
 
 
