@@ -239,9 +239,9 @@ IDIOMS = [
     (r"np\.asarray\(", "np.array("),
     (r"dtype=float\b", "dtype=np.float64"),
     (r"\.ravel\(\)", ".reshape(-1)"),
-    (r"\babs\(", "np.abs("),
+    (r"(?<!\.)\babs\(", "np.abs("),
     (r"< (1e-\d+)", r"<= \1"),
-    (r"\b([a-z]\w*) > 0\b", r"0 < \1"),
+    (r"(?<=[(,=] )z > 0\b|(?<=\()z > 0\b", "0 < z"),
     (r"\(h\[:-1\] \+ h\[1:\]\) / 2", "0.5 * (h[:-1] + h[1:])"),
     (r"np\.sort\((\w+)\)", r"np.sort(\1, kind='stable')"),
     (r"\.sum\(axis=1\)", ".sum(1)"),
@@ -461,3 +461,32 @@ def test_command_on_a_canvas_zip(klass, tmp_path, capsys):
     top = {frozenset((r["student_a"], r["student_b"])) for r in rows[:3]}
     assert top == {frozenset((a, b.replace("_", ""))) for a, b in PLANTED.items()}
     assert "huge" in (out / "skipped.csv").read_text()
+
+
+def test_honest_answers_are_correct(klass):
+    """Every honest student's answers agree with the solution on random inputs."""
+    np = pytest.importorskip("numpy")
+    source = json.loads((COURSE / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").read_text())
+    ref: dict = {"np": np}
+    for cell in source["cells"]:
+        if cell["metadata"].get("nbgrader", {}).get("solution"):
+            exec("".join(cell["source"]), ref)
+    rng = np.random.default_rng(0)
+    w, b, v = rng.integers(-2, 3, (3, 5)).astype(float)
+    layers = [(rng.normal(size=(3, 2)), rng.normal(size=3)), (rng.normal(size=(1, 3)), [0.0])]
+    args = {
+        "hinge_points": (w, b),
+        "interval_formulas": (w, b, v, 0.5),
+        "count_plane_regions": (rng.integers(-2, 3, (5, 2)).astype(float), b),
+        "activation_pattern": (layers, rng.normal(size=2)),
+    }
+    for path in sorted(klass.glob("s[0-9]*.ipynb")):
+        env = {"np": np}
+        for cell in json.loads(path.read_text())["cells"]:
+            if cell["metadata"].get("nbgrader", {}).get("solution"):
+                exec("".join(cell["source"]), env)
+        for gid, a in args.items():
+            got, want = env[gid](*a), ref[gid](*a)
+            flat = [np.ravel(x) for x in (got if isinstance(got, tuple) else (got,))]
+            ref_flat = [np.ravel(x) for x in (want if isinstance(want, tuple) else (want,))]
+            assert np.allclose(np.concatenate(flat), np.concatenate(ref_flat)), (path.name, gid)
