@@ -222,3 +222,25 @@ def test_a_broken_submission_gets_zero_and_the_reason(zip_path, notebooks, tmp_p
         assert all(t["score"] == 0 for t in data["tests"]), data["tests"]
     assert len(data["tests"]) == len(_graded(source))
     _check_no_hidden(data, source, release, nb)
+
+
+@pytest.mark.slow
+def test_a_cell_without_hidden_tests_is_visible_at_once(tmp_path):
+    require_sandbox()
+    sys.path.insert(0, str(Path(__file__).parent / "autograder_fixtures"))
+    import builders
+
+    course = builders.make_course(tmp_path / "course")
+    release = builders.released(course)
+    zip_file = build(course, builders.ASSIGNMENT, tmp_path / "ps1.zip")
+    nb = builders.answered(release, double="def double(x):\n    return 3 * x")
+    data = run_zip(zip_file, tmp_path / "run", {f"{builders.NOTEBOOK}.ipynb": nbformat.writes(nb)})
+    tests = {t["name"]: t for t in data["tests"]}
+    assert list(tests) == ["square_works", "double_works"]
+    assert tests["square_works"]["visibility"] == "after_published"
+    assert tests["square_works"]["score"] == 3 and tests["square_works"]["output"] == "passed"
+    assert tests["double_works"]["visibility"] == "visible"
+    assert tests["double_works"]["score"] == 0 and tests["double_works"]["status"] == "failed"
+    assert tests["double_works"]["output"] == "AssertionError: double(4) should be 8"
+    assert data["score"] == 3
+    assert builders.HIDDEN_MARK not in json.dumps(data)
