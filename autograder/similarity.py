@@ -391,6 +391,28 @@ def load_student(
 # --------------------------------------------------------------------------- comparison
 
 
+def _cells(
+    shared: set[str],
+    weight: dict[str, float],
+    where: list[tuple[dict[str, set[str]], Counter[str]]],
+) -> list[str]:
+    """The cells holding shared code, most shared first: ``cell NN%``.
+
+    NN: of the two students' weighted fingerprints in that cell, the larger share that the
+    other student has too. ``where``: per student, hash -> its cells and cell -> its weight.
+    """
+    share: dict[str, float] = {}
+    for cells_of, total in where:
+        common: Counter[str] = Counter()
+        for h in shared:
+            for c in cells_of[h]:
+                common[c] += weight[h]
+        for c, v in common.items():
+            if total[c] > 0:
+                share[c] = max(share.get(c, 0.0), v / total[c])
+    return [f"{c} {100 * v:.0f}%" for c, v in sorted(share.items(), key=lambda cv: -cv[1])]
+
+
 def compare(students: list[Student]) -> list[Pair]:
     """Every pair that shares a fingerprint, best first (see the module's docstring)."""
     n = len(students)
@@ -401,6 +423,14 @@ def compare(students: list[Student]) -> list[Pair]:
     for s in students:
         s.total = sum(weight[h] for h in s.prints)
     floor = 0.5 * statistics.median([s.total for s in students]) if students else 0.0
+    where = {}
+    for s in students:
+        cells_of = {h: {c for c, _ in occ} for h, occ in s.prints.items()}
+        total: Counter[str] = Counter()
+        for h, cs in cells_of.items():
+            for c in cs:
+                total[c] += weight[h]
+        where[s.student] = (cells_of, total)
     pairs: list[Pair] = []
     for i, a in enumerate(students):
         keys_a = a.prints.keys()
@@ -410,12 +440,15 @@ def compare(students: list[Student]) -> list[Pair]:
                 continue
             wsum = sum(weight[h] for h in shared)
             denom = max(min(a.total, b.total), floor, 1e-12)
-            cells = sorted(
-                {c for h in shared for c, _ in a.prints[h]}
-                | {c for h in shared for c, _ in b.prints[h]}
-            )
             pairs.append(
-                Pair(a.student, b.student, min(1.0, wsum / denom), len(shared), wsum, cells)
+                Pair(
+                    a.student,
+                    b.student,
+                    min(1.0, wsum / denom),
+                    len(shared),
+                    wsum,
+                    _cells(shared, weight, [where[a.student], where[b.student]]),
+                )
             )
     pairs.sort(key=lambda p: (-p.score, -p.weight, p.a, p.b))
     return pairs
@@ -541,7 +574,7 @@ def write(
                     "yes" if p.score >= report.threshold else "",
                     p.shared,
                     f"{p.weight:.2f}",
-                    " ".join(p.cells),
+                    "; ".join(p.cells),
                     grades.get(p.a, ""),
                     grades.get(p.b, ""),
                 ]
