@@ -53,6 +53,9 @@ SCHEMA = Path(__file__).with_name("gradescope_results.schema.json")
 # Where the venv of setup.sh lives on Gradescope's image.
 VENV = "/autograder/venv"
 # Environment variables that override a limit: name -> Limits field.
+# How the worker's reason lists failing cells (autograder.worker._failures).
+FAILED = "graded cells failed: "
+RAISED = "other cells raised: "
 LIMIT_ENV = {
     "AUTOGRADER_CELL_TIMEOUT": "cell_timeout",
     "AUTOGRADER_NOTEBOOK_TIMEOUT": "notebook_timeout",
@@ -281,7 +284,10 @@ def results_for(
     tests.sort(key=lambda t: order.get(t["name"], len(order)))
     for i, test in enumerate(tests, 1):
         test["number"] = str(i)
-    reason = str(result.get("reason", ""))
+    reason = _overall_reason(
+        str(result.get("reason", "")),
+        [t["name"] for t in tests if t["status"] == "failed" and t["visibility"] == "visible"],
+    )
     for secret in strict:
         reason = secret.scrub(reason)
         if secret.shows(reason):
@@ -303,6 +309,22 @@ def results_for(
         "stdout_visibility": "hidden",
         "tests": tests,
     }
+
+
+def _overall_reason(reason: str, visible_failed: list[str]) -> str:
+    """The worker's reason without the graded cells' messages (each test shows its own).
+
+    A cell with hidden tests shows its result once the grades are published: the
+    overall output, shown at once, names only the failed cells without hidden tests.
+    """
+    at = reason.find(FAILED)
+    if at < 0:
+        return reason
+    head = reason[:at].rstrip().rstrip(";").rstrip()
+    other = reason.find(f"; {RAISED}", at)
+    tail = reason[other + 2 :] if other >= 0 else ""
+    listed = f"{FAILED}{', '.join(visible_failed)}" if visible_failed else ""
+    return "; ".join(part for part in (head, listed, tail) if part)
 
 
 def _cell_order(source_dir: Path, grades: dict[str, Any]) -> dict[str, int]:

@@ -170,6 +170,8 @@ def test_correct_and_wrong_submissions(zip_path, notebooks, tmp_path):
     assert data["score"] == sum(t["score"] for t in data["tests"])
     failed = [t for t in data["tests"] if t["score"] < t["max_score"]]
     assert failed and all(t["status"] == "failed" for t in failed)
+    # Those cells have hidden tests: the overall output, shown at once, leaves them out.
+    assert not [t["name"] for t in failed if t["name"] in data["output"]], data["output"]
     said = " ".join(t["output"] for t in failed).lower()
     assert "expected" in said and "got" in said, failed
     _check_no_hidden(data, source, release, wrong)
@@ -243,4 +245,5 @@ def test_a_cell_without_hidden_tests_is_visible_at_once(tmp_path):
     assert tests["double_works"]["score"] == 0 and tests["double_works"]["status"] == "failed"
     assert tests["double_works"]["output"] == "AssertionError: double(4) should be 8"
     assert data["score"] == 3
+    assert "graded cells failed: double_works" in data["output"]
     assert builders.HIDDEN_MARK not in json.dumps(data)
