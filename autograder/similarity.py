@@ -339,8 +339,13 @@ def read_answers(
         if not isinstance(meta, dict) or not meta.get("solution"):
             continue
         gid = meta.get("grade_id")
-        if gid in stubs and gid not in answers:
-            answers[gid] = _source(cell)
+        if isinstance(gid, str) and gid in stubs and gid not in answers:
+            src = cell.get("source", "")
+            if isinstance(src, list) and all(isinstance(line, str) for line in src):
+                src = "".join(src)
+            if not isinstance(src, str):
+                raise Skip(f"{path.name}: answer cell {gid}: its source is not text")
+            answers[gid] = src
     code = sum(len(s.encode("utf-8", "replace")) for s in answers.values())
     if code > max_code:
         raise Skip(

@@ -490,3 +490,31 @@ def test_honest_answers_are_correct(klass):
             flat = [np.ravel(x) for x in (got if isinstance(got, tuple) else (got,))]
             ref_flat = [np.ravel(x) for x in (want if isinstance(want, tuple) else (want,))]
             assert np.allclose(np.concatenate(flat), np.concatenate(ref_flat)), (path.name, gid)
+
+
+def test_odd_files_never_crash(tmp_path, capsys):
+    nb = json.loads(RELEASE_NB.read_text())
+    answers = [c for c in nb["cells"] if c["metadata"].get("nbgrader", {}).get("solution")]
+    odd = {
+        "latin1": "é".encode("latin-1") * 10,
+        "nested": b"[" * 100_000 + b"]" * 100_000,
+        "list": b"[1, 2, 3]",
+    }
+    for name, data in odd.items():
+        (tmp_path / f"{name}.ipynb").write_bytes(data)
+    weird = copy.deepcopy(nb)
+    answers_w = [c for c in weird["cells"] if c["metadata"].get("nbgrader", {}).get("solution")]
+    answers_w[0]["source"] = [1, 2]  # not text
+    answers_w[1]["metadata"]["nbgrader"]["grade_id"] = ["not", "a", "name"]
+    (tmp_path / "weird.ipynb").write_text(json.dumps(weird))
+    nul = copy.deepcopy(nb)
+    nul["cells"][nb["cells"].index(answers[0])]["source"] = "x = 1\x00\n" + "y = 'open\n" * 20
+    (tmp_path / "nul.ipynb").write_text(json.dumps(nul))
+    args = ["--course", str(COURSE), "similarity", ASSIGNMENT, str(tmp_path)]
+    assert cli(args + ["--out", str(tmp_path / "out")]) == 0
+    text = capsys.readouterr().out
+    for name in ("latin1", "nested", "list", "weird"):
+        assert f"skipped {name}: " in text
+    assert "skipped weird: weird.ipynb: answer cell hinge_points: its source is not text" in text
+    assert cli(args[:3] + ["no_such_assignment", str(tmp_path)]) == 2
+    assert cli(args[:4] + [str(tmp_path / "missing.zip")]) == 2
