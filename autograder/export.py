@@ -31,8 +31,10 @@ programs need the mark to read accents and non-Latin names as UTF-8.
 from __future__ import annotations
 
 import csv
+import io
 import re
 import sys
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -99,8 +101,12 @@ def _key(value: str) -> str:
 
 
 def _squashed(name: str) -> str:
-    """Canvas' download name of a student: "Smith, Ann" -> "smithann" (letters and digits)."""
-    return "".join(ch for ch in name.casefold() if ch.isalnum())
+    """Canvas' download name of a student: "García, José" -> "garciajose".
+
+    Letters and digits, lower case, accents dropped (on both sides of a comparison).
+    """
+    plain = unicodedata.normalize("NFKD", name.casefold())
+    return "".join(ch for ch in plain if ch.isalnum() and not unicodedata.combining(ch))
 
 
 def fmt_score(value: float) -> str:
@@ -113,7 +119,7 @@ def _read_csv(path: Path) -> list[list[str]]:
     text = Path(path).read_text(encoding="utf-8-sig")
     sample = text.split("\n", 1)[0]
     delimiter = ";" if sample.count(";") > sample.count(",") else ","
-    return [row for row in csv.reader(text.splitlines(), delimiter=delimiter)]
+    return list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
 
 
 def _write_csv(path: Path, rows: Iterable[list[str]]) -> None:
@@ -210,7 +216,8 @@ def _assignment_rows(grading: Path, db_url: str | None, assignment: str) -> list
 
 
 def _feedback(row: dict[str, Any]) -> str:
-    return f"{row['status']}: {row['reason']}"
+    """grades.csv's status and reason, on one line (a line break becomes a space)."""
+    return " ".join(f"{row['status']}: {row['reason']}".split())
 
 
 def _match(

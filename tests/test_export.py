@@ -117,7 +117,7 @@ CANVAS_HEADER = [
 
 CANVAS_CLASS = {
     "obrien": {"hinge_positions": 6.0, "count_regions": 1.5},
-    "jgarcia": {"hinge_positions": 6.0, "count_regions": 4.0},
+    "garciajose": {"hinge_positions": 6.0, "count_regions": 4.0},  # "García, José"
     "li_hua": {"hinge_positions": 2.0, "count_regions": 0.0},  # mapped by --map
     "brownbob": {"hinge_positions": 3.0, "count_regions": 4.0},  # Canvas' download name
     "jdoe": None,  # in the gradebook, nothing handed in
