@@ -420,7 +420,10 @@ def _cells(
         for c, v in common.items():
             if total[c] > 0:
                 share[c] = max(share.get(c, 0.0), v / total[c])
-    return [f"{c} {100 * v:.0f}%" for c, v in sorted(share.items(), key=lambda cv: -cv[1])]
+    return [
+        f"{c} {100 * v:.0f}%"
+        for c, v in sorted(share.items(), key=lambda cv: (-round(100 * cv[1]), cv[0]))
+    ]
 
 
 def compare(students: list[Student]) -> list[Pair]:
