@@ -383,7 +383,8 @@ def export_canvas(
 # --- Moodle -----------------------------------------------------------------------------
 
 
-def _moodle_roster(path: Path, identifier: str) -> tuple[list[str], list[RosterRow]]:
+def _moodle_roster(path: Path, identifier: str) -> tuple[list[str], list[RosterRow], list[str]]:
+    """Header, the students, and the rows left out (a participants' list's teachers)."""
     table = _read_csv(path)
     if not table:
         raise ExportError(f"{path.name} is empty")
@@ -402,12 +403,17 @@ def _moodle_roster(path: Path, identifier: str) -> tuple[list[str], list[RosterR
     full = column(["Full name", "Fullname", "Name"])
     first = column(["First name", "Firstname"])
     last = column(["Last name", "Surname", "Lastname"])
+    roles = column(["Roles", "Role"])
     rows: list[RosterRow] = []
+    skipped: list[str] = []
     for n, cells in enumerate(table[1:], start=2):
         if not any(c.strip() for c in cells):
             continue
         cells = cells + [""] * (len(header) - len(cells))
         values = {h: c.strip() for h, c in zip(header, cells)}
+        if roles and "student" not in values.get(roles, "").casefold():
+            skipped.append(f"line {n}: not a student ({values.get(roles) or 'no role'})")
+            continue
         if full and values.get(full):
             name = values[full]
         else:
@@ -424,7 +430,7 @@ def _moodle_roster(path: Path, identifier: str) -> tuple[list[str], list[RosterR
                 "choose another --identifier"
             )
         rows.append(row)
-    return header, rows
+    return header, rows, skipped
 
 
 def export_moodle(
@@ -442,10 +448,12 @@ def export_moodle(
     """Write Moodle's grade import CSV (identifier, grade, feedback) for one assignment."""
     if identifier not in MOODLE_HEADER:
         raise ExportError(f"--identifier must be one of {', '.join(MOODLE_HEADER)}")
-    _, rows = _moodle_roster(roster, identifier)
+    _, rows, skipped = _moodle_roster(roster, identifier)
     _check_unique(rows, roster)
     grade_header = column or assignment
-    result = Export(Path(out), "moodle", grade_header, "mapped to the grade item in Moodle")
+    result = Export(
+        Path(out), "moodle", grade_header, "mapped to the grade item in Moodle", skipped=skipped
+    )
     matcher = _Matcher(rows, ["username", "email", "idnumber", "name"], mapping or {})
     matched = _match(grades, matcher, result)
     table = [[MOODLE_HEADER[identifier], grade_header, f"{grade_header} feedback"]]

@@ -322,3 +322,23 @@ def test_moodle_duplicate_email_names_both_rows(moodle_class, capsys):
     err = capsys.readouterr().err
     assert code == 2
     assert "line 6 (Ann Smith) and line 7 (Ann Smyth)" in err and "email" in err
+
+
+def test_moodle_participants_list_leaves_teachers_out(moodle_class, capsys):
+    rows = [
+        ["First name", "Last name", "Email address", "Roles", "Groups"],
+        ["José", "García", "jose@example.edu", "Student", "A, B"],
+        ["Claire", "Dupont, Jr.", "claire@example.edu", "Student", ""],
+        ["Tom", "Teacher", "tom@example.edu", "Teacher", ""],
+    ]
+    roster = write_csv(moodle_class / "participants.csv", rows)
+    out = moodle_class / "up.csv"
+    args = ["--to", "moodle", "--roster", str(roster), "--out", str(out), "--allow-unmatched"]
+    assert export(moodle_class, *args) == 0
+    text = capsys.readouterr()
+    assert "left out: line 4: not a student (Teacher)" in text.out
+    assert "unmatched: Se_n_Jack_O_Brien" in text.err  # listed even when allowed
+    assert {k: g for k, (g, _) in moodle_import(out)["rows"].items()} == {
+        "jose@example.edu": "10",
+        "claire@example.edu": "",  # cdupont is an nbgrader id; this list has no username
+    }
