@@ -11,7 +11,7 @@ Understood layouts (SUBMISSIONS is a folder or a ``.zip`` of one):
   ``login_12345_678901_NOTEBOOK.ipynb`` (with ``_LATE_``), Blackboard's
   ``ASSIGNMENT_login_attempt_2024-01-31-10-00-00_NOTEBOOK.ipynb``.
 
-Student ids are reduced to letters, digits, ``.``, ``_`` and ``-``.
+Student ids are reduced to letters and digits of any script, ``.``, ``_`` and ``-``.
 
 When a student hands in several notebooks (an ``Untitled.ipynb``, a
 ``NOTEBOOK-Copy1.ipynb``, another assignment's notebook), each notebook of the
@@ -46,6 +46,7 @@ import json
 import re
 import shutil
 import stat
+import unicodedata
 import zipfile
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
@@ -96,8 +97,14 @@ class _Candidate:
 
 
 def student_id(raw: str) -> str:
-    """A safe student id from a name found in a path."""
-    sid = re.sub(r"[^A-Za-z0-9._-]+", "_", raw.strip()).strip("._-")
+    """A safe student id from a name found in a path.
+
+    Letters and digits of any script are kept (``José García`` is ``José_García``,
+    ``李华`` stays ``李华``): dropping them would turn two students with non-Latin names
+    into one. Everything else (spaces, slashes, quotes) becomes ``_``.
+    """
+    name = unicodedata.normalize("NFC", raw.strip())
+    sid = re.sub(r"[^\w.-]+", "_", name).strip("._-")
     return sid or "unknown"
 
 

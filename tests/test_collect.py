@@ -20,6 +20,7 @@ from autograder.collect import (
     find_submissions,
     notebook_grade_ids,
     release_grade_ids,
+    student_id,
 )
 
 COURSE = Path(__file__).resolve().parent.parent
@@ -449,3 +450,13 @@ def test_grade_takes_the_right_notebook_and_reports_ambiguity(tmp_path):
     assert sorted(again.skipped) == ["ann", "bob"]
     assert read_csv(again.out / "grades.csv") == rows
     assert sorted(rows) == ["ann", "bob"]
+
+
+def test_names_in_any_script_stay_apart(tmp_path):
+    """Two Moodle folders named in Chinese are two students; accents are kept."""
+    for name in ("李华", "王芳", "José García", "Jose Garcia"):
+        _write(tmp_path / f"{name}_1234_assignsubmission_file_", {f"{ASSIGNMENT}.ipynb": "real"})
+    found, _, _, warnings = _find(tmp_path)
+    assert sorted(found) == sorted(["李华", "王芳", "José_García", "Jose_Garcia"]), warnings
+    assert student_id(" 李 华/../") == "李_华"
+    assert student_id("../..") == "unknown"

@@ -253,8 +253,8 @@ def test_the_mapping_file_must_name_a_roster_row(canvas_class, capsys):
 
 MOODLE_CLASS = {
     # Moodle's folders "Full Name_123_assignsubmission_file_" give these ids.
-    "Se_n_Jack_O_Brien": {"hinge_positions": 6.0, "count_regions": 1.5},
-    "Jos_Garc_a": {"hinge_positions": 6.0, "count_regions": 4.0},
+    "Seán_Jack_O_Brien": {"hinge_positions": 6.0, "count_regions": 1.5},
+    "José_García": {"hinge_positions": 6.0, "count_regions": 4.0},
     "unknown": {"hinge_positions": 2.0, "count_regions": 0.0},  # 李华's folder
     "cdupont": {"hinge_positions": 0.0, "count_regions": 4.0},  # an nbgrader id = username
 }
@@ -337,7 +337,7 @@ def test_moodle_participants_list_leaves_teachers_out(moodle_class, capsys):
     assert export(moodle_class, *args) == 0
     text = capsys.readouterr()
     assert "left out: line 4: not a student (Teacher)" in text.out
-    assert "unmatched: Se_n_Jack_O_Brien" in text.err  # listed even when allowed
+    assert "unmatched: Seán_Jack_O_Brien" in text.err  # listed even when allowed
     assert {k: g for k, (g, _) in moodle_import(out)["rows"].items()} == {
         "jose@example.edu": "10",
         "claire@example.edu": "",  # cdupont is an nbgrader id; this list has no username
