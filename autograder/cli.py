@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from autograder.release import release
+from autograder.sandbox import add_limit_arguments
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -46,20 +47,9 @@ def _parser() -> argparse.ArgumentParser:
     p_grade.add_argument(
         "--force", action="store_true", help="regrade even unchanged, graded submissions"
     )
-    p_grade.add_argument(
-        "--cell-timeout", type=int, default=60, help="seconds per cell (default 60)"
-    )
-    p_grade.add_argument(
-        "--notebook-timeout", type=int, default=600, help="seconds per notebook (default 600)"
-    )
-    p_grade.add_argument(
-        "--memory", type=int, default=4096, help="address space per kernel, MiB (default 4096)"
-    )
+    add_limit_arguments(p_grade)
     p_grade.add_argument(
         "--cpu", type=int, default=None, help="CPU seconds per kernel (default: notebook timeout)"
-    )
-    p_grade.add_argument(
-        "--max-processes", type=int, default=256, help="processes/threads per kernel (default 256)"
     )
     p_grade.add_argument(
         "--max-output", type=float, default=4.0, help="MiB of output kept per cell (default 4)"

@@ -44,7 +44,7 @@ from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
 
-from autograder.sandbox import Limits
+from autograder.sandbox import Limits, add_limit_arguments
 
 DEFAULT_ROOT = "/autograder"
 CONFIG = "gradescope.json"
@@ -422,16 +422,7 @@ def add_parser(sub: Any) -> None:
     )
     p.add_argument("assignment", help="assignment name (a folder of solutions/)")
     p.add_argument("-o", "--output", type=Path, required=True, help="the zip to write")
-    p.add_argument("--cell-timeout", type=int, default=60, help="seconds per cell (default 60)")
-    p.add_argument(
-        "--notebook-timeout", type=int, default=600, help="seconds per notebook (default 600)"
-    )
-    p.add_argument(
-        "--memory", type=int, default=4096, help="address space per kernel, MiB (default 4096)"
-    )
-    p.add_argument(
-        "--max-processes", type=int, default=256, help="processes/threads per kernel (default 256)"
-    )
+    add_limit_arguments(p)
     p.add_argument(
         "--unsafe",
         action="store_true",

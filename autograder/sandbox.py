@@ -10,6 +10,7 @@ import subprocess
 import sys
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 KERNEL_NAME = "autograder-sandbox"
 PRIVATE_TMP = "/tmp"  # the launcher binds an empty folder of the kernel's own here
@@ -33,6 +34,35 @@ class Limits:
     file_size_mb: int = 64
     output_mb: float = 4.0
     disk_mb: int = 256  # all a submission writes, its working folder and /tmp together
+
+
+def add_limit_arguments(parser: Any) -> None:
+    """The limits every grading command takes (``grade``, ``gradescope``), with their defaults."""
+    d = Limits()
+    parser.add_argument(
+        "--cell-timeout",
+        type=int,
+        default=d.cell_timeout,
+        help=f"seconds per cell (default {d.cell_timeout})",
+    )
+    parser.add_argument(
+        "--notebook-timeout",
+        type=int,
+        default=d.notebook_timeout,
+        help=f"seconds per notebook (default {d.notebook_timeout})",
+    )
+    parser.add_argument(
+        "--memory",
+        type=int,
+        default=d.memory_mb,
+        help=f"address space per kernel, MiB (default {d.memory_mb})",
+    )
+    parser.add_argument(
+        "--max-processes",
+        type=int,
+        default=d.max_processes,
+        help=f"processes/threads per kernel (default {d.max_processes})",
+    )
 
 
 @dataclass
