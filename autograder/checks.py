@@ -29,7 +29,8 @@ def _norm(source: str) -> str:
     return "\n".join(line.rstrip() for line in source.strip().splitlines())
 
 
-def _meta(cell: NotebookNode) -> dict:
+def nbgrader_meta(cell: NotebookNode) -> dict:
+    """A cell's nbgrader metadata (empty when missing or not a mapping)."""
     meta = cell.get("metadata", {}).get("nbgrader", {})
     return meta if isinstance(meta, dict) else {}
 
@@ -78,7 +79,7 @@ def check_notebook(data: bytes, release: NotebookNode) -> CheckResult:
     tampered: list[str] = []
     by_id: dict[str, int] = {}
     for i, cell in enumerate(nb.cells):
-        gid = _meta(cell).get("grade_id")
+        gid = nbgrader_meta(cell).get("grade_id")
         if gid and gid not in by_id:
             by_id[gid] = i
 
@@ -86,7 +87,7 @@ def check_notebook(data: bytes, release: NotebookNode) -> CheckResult:
     placed: list[int] = []  # positions (in ``cells``) of release cells already matched
     used: set[int] = set(by_id.values())
     for rcell in release.cells:
-        rmeta = _meta(rcell)
+        rmeta = nbgrader_meta(rcell)
         gid = rmeta.get("grade_id")
         if not gid:
             continue
@@ -101,7 +102,7 @@ def check_notebook(data: bytes, release: NotebookNode) -> CheckResult:
             elif _is_protected(rmeta) and _norm(cell.source) != _norm(rcell.source):
                 tampered.append(f"{gid} (edited)")
                 cells[pos] = _with_id(fresh, cell)
-            elif _meta(cell) != rmeta:
+            elif nbgrader_meta(cell) != rmeta:
                 # Flags or points changed by hand: nbgrader restores them; say so.
                 tampered.append(f"{gid} (metadata edited)")
                 cell.metadata["nbgrader"] = copy.deepcopy(rmeta)
@@ -113,7 +114,7 @@ def check_notebook(data: bytes, release: NotebookNode) -> CheckResult:
                 j
                 for j, c in enumerate(cells)
                 if j not in used
-                and not _meta(c).get("grade_id")
+                and not nbgrader_meta(c).get("grade_id")
                 and c.cell_type in ("code", "markdown", "raw")
                 and _norm(c.source) == _norm(rcell.source)
                 and _norm(rcell.source)
@@ -139,10 +140,10 @@ def check_notebook(data: bytes, release: NotebookNode) -> CheckResult:
             c.pop("id", None)
     # nbgrader cells the release does not have (copied by hand, or from an older version
     # of the assignment) would make nbgrader reject the whole notebook: make them plain.
-    known = {_meta(c).get("grade_id") for c in release.cells} - {None}
+    known = {nbgrader_meta(c).get("grade_id") for c in release.cells} - {None}
     seen: set[str] = set()
     for cell in cells:
-        meta = _meta(cell)
+        meta = nbgrader_meta(cell)
         if not meta:
             continue
         gid = meta.get("grade_id")

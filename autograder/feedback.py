@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 
 from nbformat.notebooknode import NotebookNode
 
+from autograder.checks import nbgrader_meta
+
 ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 TAG = re.compile(r"<[^>]+>")
 NOTE = "[hidden test removed]"
@@ -59,13 +61,8 @@ def _key(toks: list[str]) -> str:
     return " ".join(toks)
 
 
-def _meta(cell: NotebookNode) -> dict:
-    meta = cell.get("metadata", {}).get("nbgrader", {})
-    return meta if isinstance(meta, dict) else {}
-
-
 def _cell_name(cell: NotebookNode, index: int) -> str:
-    return _meta(cell).get("grade_id") or f"cell {index}"
+    return nbgrader_meta(cell).get("grade_id") or f"cell {index}"
 
 
 def hidden_ranges(source: str, begin: str = BEGIN, end: str = END) -> list[tuple[int, int]]:
@@ -415,7 +412,7 @@ def summary_rows(
     """Each graded cell of a graded notebook: (grade_id, points, max points, result)."""
     rows = []
     for cell in nb.cells:
-        meta = _meta(cell)
+        meta = nbgrader_meta(cell)
         gid = meta.get("grade_id")
         if not meta.get("grade") or not gid:
             continue

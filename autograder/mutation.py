@@ -42,6 +42,9 @@ from typing import Any
 
 import nbformat
 
+from autograder.checks import nbgrader_meta
+from autograder.testcode import is_answer_cell, is_test_cell
+
 SOLUTION_BEGIN = "BEGIN SOLUTION"
 SOLUTION_END = "END SOLUTION"
 REDUCTIONS = {
@@ -127,11 +130,6 @@ class Report:
         return [o for o in self.outcomes if o.status == "survived" and not o.accepted]
 
 
-def _meta(cell: Any) -> dict:
-    meta = cell.get("metadata", {}).get("nbgrader", {})
-    return meta if isinstance(meta, dict) else {}
-
-
 def _solution_lines(source: str) -> set[int]:
     """1-based line numbers inside ``BEGIN SOLUTION`` ... ``END SOLUTION`` markers."""
     inside, lines = False, set()
@@ -180,10 +178,6 @@ def _splice(source: str, span: tuple[int, int], text: str) -> tuple[str, str, st
 
 def _number(value: Any) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _fmt(value: float | int) -> str:
-    return repr(value)
 
 
 def _enclosing_functions(tree: ast.AST) -> dict[int, str]:
@@ -241,10 +235,10 @@ def _edits(tree: ast.AST, source: str) -> list[tuple[str, ast.AST, str]]:
         if isinstance(node, ast.Constant) and _number(node.value) and id(node) not in negated:
             v = node.value
             if v != 0 and id(node) not in no_sign:
-                edits.append(("sign", node, f"(-{_fmt(v)})"))
+                edits.append(("sign", node, f"(-{repr(v)})"))
             if isinstance(v, int):
-                edits.append(("off_by_one", node, _fmt(v + 1)))
-                edits.append(("off_by_one", node, f"({_fmt(v - 1)})"))
+                edits.append(("off_by_one", node, repr(v + 1)))
+                edits.append(("off_by_one", node, f"({repr(v - 1)})"))
             elif 0 < abs(v) < 1e-3:
                 edits.append(("exact", node, "0.0"))
         elif isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
@@ -252,8 +246,8 @@ def _edits(tree: ast.AST, source: str) -> list[tuple[str, ast.AST, str]]:
                 edits.append(("sign", node, f"({ast.get_source_segment(source, node.operand)})"))
             if isinstance(node.operand, ast.Constant) and isinstance(node.operand.value, int):
                 v = -node.operand.value
-                edits.append(("off_by_one", node, f"({_fmt(v + 1)})"))
-                edits.append(("off_by_one", node, f"({_fmt(v - 1)})"))
+                edits.append(("off_by_one", node, f"({repr(v + 1)})"))
+                edits.append(("off_by_one", node, f"({repr(v - 1)})"))
             elif (
                 isinstance(node.operand, ast.Constant)
                 and _number(node.operand.value)
@@ -351,8 +345,7 @@ def visible_test_helpers(release_nb: Any) -> dict[str, tuple[int, int, bool]]:
     """Functions defined at the top level of the release's test cells, with their arity."""
     out: dict[str, tuple[int, int, bool]] = {}
     for cell in release_nb.cells:
-        meta = _meta(cell)
-        if cell.cell_type != "code" or not meta.get("grade") or meta.get("solution"):
+        if not is_test_cell(cell):
             continue
         try:
             tree = ast.parse(cell.source)
@@ -433,14 +426,13 @@ def notebook_mutants(source_nb: Any, release_nb: Any) -> list[Mutant]:
     """All mutants of a source notebook, answer cell by answer cell."""
     helpers = visible_test_helpers(release_nb)
     stubs = {
-        _meta(c).get("grade_id"): c.source for c in release_nb.cells if _meta(c).get("solution")
+        nbgrader_meta(c).get("grade_id"): c.source for c in release_nb.cells if is_answer_cell(c)
     }
     out: list[Mutant] = []
     for cell in source_nb.cells:
-        meta = _meta(cell)
-        if cell.cell_type != "code" or not meta.get("solution"):
+        if not is_answer_cell(cell):
             continue
-        gid = meta.get("grade_id", "")
+        gid = nbgrader_meta(cell).get("grade_id", "")
         out += mutants_of_cell(
             gid, cell.source, stubs.get(gid, "raise NotImplementedError()"), helpers
         )
@@ -583,13 +575,9 @@ def run_notebook(
     release_nb = nbformat.read(release_path, as_version=4)
     report = Report(source_path.parent.name, source_path.name)
     cells = [c for c in source_nb.cells if c.cell_type == "code"]
-    graded = {
-        i: _meta(c)["grade_id"]
-        for i, c in enumerate(cells)
-        if _meta(c).get("grade") and not _meta(c).get("solution")
-    }
+    graded = {i: nbgrader_meta(c)["grade_id"] for i, c in enumerate(cells) if is_test_cell(c)}
     answer_at = {
-        _meta(c).get("grade_id"): i for i, c in enumerate(cells) if _meta(c).get("solution")
+        nbgrader_meta(c).get("grade_id"): i for i, c in enumerate(cells) if is_answer_cell(c)
     }
     mutants = [m for m in notebook_mutants(source_nb, release_nb) if not only or m.kind in only]
 
@@ -667,15 +655,14 @@ def _run_mutant(
             out.cell, out.message = graded[i], _one_line(why)
             return out
     out.status = "survived"
-    if m.wrapper:
-        ok, applied = _applied(kernel)
-        if ok and applied == 0:
-            out.status = "not_applicable"
-            out.message = (
-                "the function never returned an array"
-                if m.kind == "list"
-                else ("the function was never called")
-            )
+    # A wrapper that never changed a result (no array to list) made no mutant at all.
+    if m.wrapper and kernel.run("assert __mutation_applied[0] == 0", 10)[0]:
+        out.status = "not_applicable"
+        out.message = (
+            "the function never returned an array"
+            if m.kind == "list"
+            else "the function was never called"
+        )
     return out
 
 
@@ -702,26 +689,6 @@ def defined_names(source: str) -> set[str]:
                 if t is not None:
                     out.update(n.id for n in ast.walk(t) if isinstance(n, ast.Name))
     return out
-
-
-def _applied(kernel: Kernel) -> tuple[bool, int]:
-    errors: list[str] = []
-    values: list[str] = []
-
-    def hook(msg: dict) -> None:
-        if msg["msg_type"] == "stream":
-            values.append(msg["content"]["text"])
-
-    try:
-        kernel.kc.execute_interactive(
-            "print(__mutation_applied[0])", timeout=10, output_hook=hook, store_history=False
-        )
-    except TimeoutError:
-        return False, 0
-    try:
-        return not errors, int("".join(values).strip() or 0)
-    except ValueError:
-        return False, 0
 
 
 def load_accepted(path: Path) -> dict[str, str]:

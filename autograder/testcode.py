@@ -20,23 +20,20 @@ import symtable
 
 from nbformat.notebooknode import NotebookNode
 
+from autograder.checks import nbgrader_meta
+
 BUILTINS = frozenset(dir(builtins))
 TRY = (ast.Try, ast.TryStar) if hasattr(ast, "TryStar") else (ast.Try,)
 
 
-def _meta(cell: NotebookNode) -> dict:
-    meta = cell.get("metadata", {}).get("nbgrader", {})
-    return meta if isinstance(meta, dict) else {}
-
-
 def is_test_cell(cell: NotebookNode) -> bool:
     """A graded cell that is not an answer: nbgrader's autograder tests."""
-    meta = _meta(cell)
+    meta = nbgrader_meta(cell)
     return cell.get("cell_type") == "code" and bool(meta.get("grade")) and not meta.get("solution")
 
 
 def is_answer_cell(cell: NotebookNode) -> bool:
-    return cell.get("cell_type") == "code" and bool(_meta(cell).get("solution"))
+    return cell.get("cell_type") == "code" and bool(nbgrader_meta(cell).get("solution"))
 
 
 def _python(source: str) -> str:
@@ -182,7 +179,7 @@ def uses_test_code(
         names = sorted((global_reads(cell.source) & set(test_defined)) - allowed)
         if not names:
             continue
-        gid = _meta(cell).get("grade_id") or f"cell {i}"
+        gid = nbgrader_meta(cell).get("grade_id") or f"cell {i}"
         kinds = {test_defined[n] for n in names}
         verb = "calls" if kinds <= {"function", "class"} else "uses"
         where = "a test cell" if len(names) == 1 else "test cells"
