@@ -197,6 +197,16 @@ def _in_folder(stem: str, notebooks: list[str]) -> tuple[str | None, int]:
     return None, NONE
 
 
+def submissions_folder(submissions: Path, unpack_to: Path) -> Path:
+    """The folder to search: SUBMISSIONS itself, or the ``.zip`` it is unpacked into ``unpack_to``."""
+    submissions = Path(submissions)
+    if submissions.is_file() and submissions.suffix == ".zip":
+        return extract_zip(submissions, unpack_to)
+    if submissions.is_dir():
+        return submissions
+    raise FileNotFoundError(f"{submissions} is neither a folder nor a .zip of submissions")
+
+
 def _original_name(rest: str, notebooks: list[str]) -> tuple[str | None, int]:
     """The file name a student uploaded (Canvas, Blackboard; Canvas adds "-1" to a re-upload)."""
     if not rest:

@@ -26,7 +26,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from autograder.collect import Submission, extract_zip, find_submissions, release_grade_ids
+from autograder.collect import (
+    Submission,
+    find_submissions,
+    release_grade_ids,
+    submissions_folder,
+)
 from autograder.sandbox import Limits, make_spec, write_kernel_spec
 from autograder.worker import Job, Result, grade_one
 
@@ -317,12 +322,7 @@ def grade(
         grade_ids = release_grade_ids(template / "release" / assignment)
         notebooks = sorted(grade_ids)
 
-        if submissions.is_file() and submissions.suffix == ".zip":
-            folder = extract_zip(submissions, out / "incoming" / submissions.stem)
-        elif submissions.is_dir():
-            folder = submissions
-        else:
-            raise FileNotFoundError(f"{submissions} is neither a folder nor a .zip of submissions")
+        folder = submissions_folder(submissions, out / "incoming" / submissions.stem)
         subs, run.warnings = find_submissions(folder, assignment, notebooks, grade_ids)
 
         from nbgrader.api import Gradebook

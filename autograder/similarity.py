@@ -481,19 +481,12 @@ def similarity(
     """Find, read and compare every submission in ``submissions`` (a folder or a .zip)."""
     import tempfile
 
-    from autograder.collect import extract_zip, find_submissions
+    from autograder.collect import find_submissions, submissions_folder
 
     release = load_release(course, assignment)
-    submissions = Path(submissions)
-    tmp = None
-    if submissions.is_file() and submissions.suffix == ".zip":
-        tmp = tempfile.TemporaryDirectory(dir=scratch)
-        folder = extract_zip(submissions, Path(tmp.name) / "incoming")
-    elif submissions.is_dir():
-        folder = submissions
-    else:
-        raise FileNotFoundError(f"{submissions} is neither a folder nor a .zip of submissions")
+    tmp = tempfile.TemporaryDirectory(dir=scratch)  # where a zip is unpacked
     try:
+        folder = submissions_folder(submissions, Path(tmp.name) / "incoming")
         subs, warnings = find_submissions(
             folder, assignment, sorted(release.notebooks), release.grade_ids()
         )
@@ -520,8 +513,7 @@ def similarity(
             except (OSError, ValueError, TypeError, AttributeError, RecursionError) as exc:
                 skipped.append((sub.student, f"could not be read: {type(exc).__name__}: {exc}"))
     finally:
-        if tmp is not None:
-            tmp.cleanup()
+        tmp.cleanup()
     pairs = compare(students)
     return Report(students, pairs, skipped, warnings, threshold)
 
