@@ -38,31 +38,15 @@ class Limits:
 
 def add_limit_arguments(parser: Any) -> None:
     """The limits every grading command takes (``grade``, ``gradescope``), with their defaults."""
-    d = Limits()
-    parser.add_argument(
-        "--cell-timeout",
-        type=int,
-        default=d.cell_timeout,
-        help=f"seconds per cell (default {d.cell_timeout})",
-    )
-    parser.add_argument(
-        "--notebook-timeout",
-        type=int,
-        default=d.notebook_timeout,
-        help=f"seconds per notebook (default {d.notebook_timeout})",
-    )
-    parser.add_argument(
-        "--memory",
-        type=int,
-        default=d.memory_mb,
-        help=f"address space per kernel, MiB (default {d.memory_mb})",
-    )
-    parser.add_argument(
-        "--max-processes",
-        type=int,
-        default=d.max_processes,
-        help=f"processes/threads per kernel (default {d.max_processes})",
-    )
+    defaults = Limits()
+    for flag, field_name, what in (
+        ("--cell-timeout", "cell_timeout", "seconds per cell"),
+        ("--notebook-timeout", "notebook_timeout", "seconds per notebook"),
+        ("--memory", "memory_mb", "address space per kernel, MiB"),
+        ("--max-processes", "max_processes", "processes/threads per kernel"),
+    ):
+        default = getattr(defaults, field_name)
+        parser.add_argument(flag, type=int, default=default, help=f"{what} (default {default})")
 
 
 @dataclass
