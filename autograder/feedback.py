@@ -52,6 +52,15 @@ MIN_TOKENS = 3
 BINARY = ("image/png", "image/jpeg", "image/gif", "image/bmp", "image/webp")
 
 
+def hidden_markers(config: dict) -> tuple[str, str]:
+    """The hidden-test markers a course configures (nbgrader's ClearHiddenTests), or the defaults.
+
+    ``config`` holds nbgrader config sections, as ``autograder.grade.course_config`` returns.
+    """
+    cfg = config.get("ClearHiddenTests", {})
+    return cfg.get("begin_test_delimeter", BEGIN), cfg.get("end_test_delimeter", END)
+
+
 def tokens(text: str) -> list[str]:
     """The tokens of a piece of code or text, whitespace and ANSI colours ignored."""
     return TOKEN.findall(ANSI.sub("", text))

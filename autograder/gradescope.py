@@ -237,26 +237,26 @@ def results_for(
     """results.json for one graded submission (a result of :func:`autograder.grade.grade`)."""
     import nbformat
 
-    from autograder.feedback import BEGIN, END, scrub_notebook, secrets, summary_rows
+    from autograder.checks import nbgrader_meta
+    from autograder.feedback import hidden_markers, scrub_notebook, secrets, summary_rows
     from autograder.grade import course_config
 
-    cfg = course_config(course).get("ClearHiddenTests", {})
-    begin = cfg.get("begin_test_delimeter", BEGIN)
-    end = cfg.get("end_test_delimeter", END)
+    begin, end = hidden_markers(course_config(course))
     source_dir = course / "solutions" / assignment
     release_dir = out / "release" / assignment
     tests: list[dict[str, Any]] = []
     strict = []  # what is secret even without the student's answers: for the overall reason
     several = len(result.get("grades", {})) > 1
+    order: dict[str, int] = {}  # each test's name -> its graded cell's place in the notebooks
     for nb_name, grades in sorted(result.get("grades", {}).items()):
         source = nbformat.read(source_dir / f"{nb_name}.ipynb", as_version=4)
         release = nbformat.read(release_dir / f"{nb_name}.ipynb", as_version=4)
         strict.append(secrets(source, release, None, begin, end))
-        hidden = {
-            c.metadata.get("nbgrader", {}).get("grade_id")
-            for c in source.cells
-            if begin in c.get("source", "")
-        }
+        hidden = {nbgrader_meta(c).get("grade_id") for c in source.cells if begin in c.source}
+        for cell in source.cells:
+            gid = nbgrader_meta(cell).get("grade_id")
+            if gid in grades:
+                order.setdefault(f"{nb_name}.ipynb: {gid}" if several else gid, len(order))
         graded_path = out / "autograded" / STUDENT / assignment / f"{nb_name}.ipynb"
         rows: dict[str, tuple[float, float, str]] = {}
         if graded_path.exists() and result["status"] not in ("ambiguous_submission",):
@@ -280,7 +280,6 @@ def results_for(
                 "visibility": "after_published" if gid in hidden else "visible",
             }
             tests.append(test)
-    order = _cell_order(source_dir, result.get("grades", {}))
     tests.sort(key=lambda t: order.get(t["name"], len(order)))
     for i, test in enumerate(tests, 1):
         test["number"] = str(i)
@@ -325,21 +324,6 @@ def _overall_reason(reason: str, visible_failed: list[str]) -> str:
     tail = reason[other + 2 :] if other >= 0 else ""
     listed = f"{FAILED}{', '.join(visible_failed)}" if visible_failed else ""
     return "; ".join(part for part in (head, listed, tail) if part)
-
-
-def _cell_order(source_dir: Path, grades: dict[str, Any]) -> dict[str, int]:
-    """Each test's name -> its graded cell's place in the notebook."""
-    import nbformat
-
-    several = len(grades) > 1
-    order: dict[str, int] = {}
-    for nb_name in sorted(grades):
-        nb = nbformat.read(source_dir / f"{nb_name}.ipynb", as_version=4)
-        for cell in nb.cells:
-            gid = cell.metadata.get("nbgrader", {}).get("grade_id")
-            if gid in grades[nb_name]:
-                order.setdefault(f"{nb_name}.ipynb: {gid}" if several else gid, len(order))
-    return order
 
 
 def grade_submission(root: Path) -> dict[str, Any]:

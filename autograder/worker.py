@@ -25,7 +25,7 @@ from nbconvert.exporters import HTMLExporter
 from traitlets.config import Config
 
 from autograder.checks import check_notebook
-from autograder.feedback import BEGIN, END, Secrets, scrub_notebook, secrets, summary_cell
+from autograder.feedback import Secrets, hidden_markers, scrub_notebook, secrets, summary_cell
 from autograder.sandbox import Limits
 from autograder.testcode import uses_test_code
 
@@ -493,12 +493,6 @@ def _grade(job: Job, tmp: Path) -> Result:
     )
 
 
-def _markers(job: Job) -> tuple[str, str]:
-    """The hidden-test markers the course configures (nbgrader's ClearHiddenTests)."""
-    cfg = job.config.get("ClearHiddenTests", {})
-    return cfg.get("begin_test_delimeter", BEGIN), cfg.get("end_test_delimeter", END)
-
-
 def _feedback(
     job: Job,
     course: Path,
@@ -520,7 +514,7 @@ def _feedback(
     """
     from nbgrader.converters import GenerateFeedback
 
-    begin, end = _markers(job)
+    begin, end = hidden_markers(job.config)
     out = Path(job.out)
     auto = course / "autograded" / job.student / job.assignment
     fb_dir = course / "feedback" / job.student / job.assignment
