@@ -446,14 +446,18 @@ def summary_cell(nb: NotebookNode, grades: dict[str, dict], secret: Secrets) -> 
 
     esc = html.escape
     parts = [
-        '<table class="tex2jax_ignore"><tr><th>graded cell</th><th>points</th><th>result</th></tr>'
+        # Room between the columns: the page's theme gives table cells no padding.
+        "<style>.ag-summary th, .ag-summary td {padding: 0.15em 1.2em 0.15em 0;"
+        " text-align: left; vertical-align: top}</style>",
+        '<div class="ag-summary">',
+        '<table class="tex2jax_ignore"><tr><th>graded cell</th><th>points</th><th>result</th></tr>',
     ]
     for gid, got, top, message in summary_rows(nb, grades, secret):
         parts.append(
             f'<tr><td><a href="#{esc(gid)}">{esc(gid)}</a></td><td>{got:g} / {top:g}</td>'
             f"<td>{esc(message)}</td></tr>"
         )
-    parts.append("</table>")
+    parts.append("</table></div>")
     cell = new_markdown_cell("### Summary\n\n" + "".join(parts))
     if nb.get("nbformat_minor", 5) < 5:
         cell.pop("id", None)
