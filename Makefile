@@ -55,7 +55,7 @@ system:
 # jupyter-cache keys a chapter's outputs on its cells only, and Sphinx rereads only
 # changed sources: when the library the chapters import changes, drop both so that
 # every chapter runs again.
-_build/.library.stamp: $(wildcard actlab/*.py)
+_build/.library.stamp: $(shell find actlab -name '*.py')
 	rm -rf _build/.jupyter_cache _build/.doctrees _build/jupyter_execute
 	mkdir -p _build && touch $@
 

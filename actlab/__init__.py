@@ -5,7 +5,7 @@ Okabe–Ito colours with distinct line styles), so every chapter and notebook dr
 with the same colour-blind-safe palette.
 """
 
-from actlab.device import Stopwatch, describe_device, get_device, set_seed
+from actlab.engine.device import Stopwatch, describe_device, get_device, set_seed
 from actlab.explorer import Explorer
 from actlab.figures import use_style
 

@@ -10,8 +10,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-from actlab.activations import get
-from actlab.models import activation_module
+from actlab.engine.activations import get
+from actlab.engine.models import activation_module, linear_layers
 
 # ---------------------------------------------------------------------------
 # Activation values and slopes, from the activation registry (chapter 2)
@@ -243,11 +243,6 @@ def same_sign_fraction(grads: np.ndarray) -> float:
 # ---------------------------------------------------------------------------
 
 
-def linear_layers(model: nn.Module) -> list[nn.Linear]:
-    """The ``nn.Linear`` modules of ``model`` in the order they were registered."""
-    return [m for m in model.modules() if isinstance(m, nn.Linear)]
-
-
 def layer_grad_norms(model: nn.Module) -> np.ndarray:
     """Frobenius norm of each linear layer's weight gradient (call after ``backward``).
 
@@ -274,39 +269,6 @@ def epochs_at_baseline(losses: np.ndarray, baseline: float, frac: float = 0.9) -
     below = np.asarray(losses) < frac * baseline
     first = np.argmax(below, axis=0)
     return np.where(below.any(axis=0), first, below.shape[0])
-
-
-INIT_SCHEMES = ("default", "xavier", "he")
-
-
-@torch.no_grad()
-def init_mlp_(model: nn.Module, scheme: str = "default") -> nn.Module:
-    """Re-initialise every linear layer of ``model`` in place (chapter 3).
-
-    Args:
-        scheme: ``"default"`` keeps PyTorch's ``U(±1/sqrt(fan_in))`` weights and biases;
-            ``"xavier"`` is Glorot & Bengio's uniform scheme, variance ``2/(fan_in+fan_out)``;
-            ``"he"`` is He et al.'s normal scheme for ReLU, variance ``2/fan_in``;
-            ``"normal:STD"`` draws weights from ``N(0, STD^2)``. Biases are zeroed
-            by every scheme but ``"default"``.
-
-    Returns:
-        ``model``, for chaining.
-    """
-    if scheme == "default":
-        return model
-    for layer in linear_layers(model):
-        if scheme == "xavier":
-            nn.init.xavier_uniform_(layer.weight)
-        elif scheme == "he":
-            nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
-        elif scheme.startswith("normal:"):
-            nn.init.normal_(layer.weight, 0.0, float(scheme.split(":", 1)[1]))
-        else:
-            raise ValueError(f"unknown init {scheme!r}; use default, xavier, he or normal:STD")
-        if layer.bias is not None:
-            nn.init.zeros_(layer.bias)
-    return model
 
 
 def chain_gain(

@@ -12,10 +12,10 @@ import pandas as pd
 import torch
 from torch import nn
 
-from actlab.device import cpu_threads
+from actlab.engine.device import cpu_threads
+from actlab.engine.models import activation_module
 from actlab.ensemble import EnsembleMLP, EnsembleResult, Member, train_ensemble, train_single
 from actlab.figures import OKABE_ITO
-from actlab.models import activation_module
 
 # Elementwise activation modules that swap_activations replaces. Softmax, LogSoftmax and
 # Softmin are left alone: they act on a whole vector (an output layer), not per unit.
@@ -312,7 +312,7 @@ def swap_activations(model: nn.Module, name: str) -> nn.Module:
 
     The swap walks the module tree, so activations nested in ``nn.Sequential``,
     ``nn.ModuleList``, ``nn.ModuleDict`` or any custom container are found. Every
-    replacement is a fresh module from :func:`actlab.models.activation_module`, and
+    replacement is a fresh module from :func:`actlab.engine.models.activation_module`, and
     all other modules keep their weights, so networks swapped from one model start
     from the same weights and differ only in their activation. The original model is
     not changed. Activations called as functions inside ``forward`` (``F.relu``) are

@@ -23,9 +23,9 @@ import pandas as pd
 import torch
 from torch import nn
 
+from actlab.engine.models import activation_module
 from actlab.ensemble import EnsembleMLP, Member
 from actlab.figures import OKABE_ITO
-from actlab.models import activation_module
 
 # --------------------------------------------------------------------------- counts
 

@@ -37,10 +37,9 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm.auto import tqdm
 
-from actlab.backprop import init_mlp_
-from actlab.device import Stopwatch, describe_device, get_device, l2_cache_bytes
-from actlab.device import cpu_threads as limit_cpu_threads
-from actlab.models import NORMS, activation_module, mlp
+from actlab.engine.device import Stopwatch, describe_device, get_device, l2_cache_bytes
+from actlab.engine.device import cpu_threads as limit_cpu_threads
+from actlab.engine.models import NORMS, activation_module, init_mlp_, mlp
 
 
 @dataclass(frozen=True)
@@ -49,15 +48,15 @@ class Member:
 
     Args:
         seed: seeds the member's initial weights (``torch.manual_seed`` before building it).
-        activation: a name known to :func:`actlab.models.activation_module`.
+        activation: a name known to :func:`actlab.engine.models.activation_module`.
         lr: the member's learning rate.
         init: ``"default"`` (PyTorch's), ``"xavier"``, ``"he"`` or ``"normal:STD"``
-            (see :func:`actlab.backprop.init_mlp_`).
+            (see :func:`actlab.engine.models.init_mlp_`).
         bias: when set, every hidden layer's bias is filled with this constant after
             the init scheme (the output layer keeps its own); chapter 4's bias
             experiments.
         norm: ``"none"`` or ``"layer"`` (a LayerNorm between each hidden linear layer
-            and its activation, see :func:`actlab.models.mlp`).
+            and its activation, see :func:`actlab.engine.models.mlp`).
     """
 
     seed: int
@@ -574,7 +573,7 @@ class _HandStep:
         """How many members one pass of the step takes at a time, on batches of ``n`` examples.
 
         On the CPU, as many as fit one layer's work for them in a core's level-2 cache
-        (:func:`actlab.device.l2_cache_bytes`): per member, that layer's input, output
+        (:func:`actlab.engine.device.l2_cache_bytes`): per member, that layer's input, output
         and gradient and its weights and their gradient, for the layer with the most of
         them. One core's cache whatever the thread count, so that the chunks, and with
         them the numbers, do not depend on it. On other devices, every member; where the
@@ -980,14 +979,14 @@ def train_ensemble(
         batch_size: ``None`` for full-batch steps (one step per epoch).
         grad_epochs: epochs at which to record gradient norms (default: every epoch).
         data_seed: seeds the batch order when ``batch_size`` is set.
-        device: defaults to :func:`actlab.device.get_device`.
+        device: defaults to :func:`actlab.engine.device.get_device`.
         dtype: parameter dtype (``torch.float64`` for exact comparisons in tests).
         progress: show a tqdm progress bar.
         cpu_threads: intra-op threads while training on the CPU (restored afterwards,
-            see :func:`actlab.device.cpu_threads`): a number, ``"auto"`` (the default:
+            see :func:`actlab.engine.device.cpu_threads`): a number, ``"auto"`` (the default:
             one thread per usable core that other work is not already using, from the
             process's CPU affinity and the machine's load, see
-            :func:`actlab.device.auto_threads`) or ``None`` to leave PyTorch's setting
+            :func:`actlab.engine.device.auto_threads`) or ``None`` to leave PyTorch's setting
             alone. Busy cores get no thread: when the cores are busy with other work,
             OpenMP threads waiting for each other made training 5 to 10 times slower in
             our measurements (benchmarks/ENSEMBLE.md). The results do not depend on it:

@@ -7,9 +7,9 @@ import torch
 from matplotlib.axes import Axes
 from torch import nn
 
-from actlab.device import cpu_threads
+from actlab.engine.device import cpu_threads
+from actlab.engine.models import hidden_outputs
 from actlab.figures import OKABE_ITO
-from actlab.models import hidden_outputs
 
 # The two classes differ in colour (Okabe-Ito blue and vermillion) and in marker.
 CLASS_COLOURS = (OKABE_ITO["blue"], OKABE_ITO["vermillion"])
@@ -27,7 +27,7 @@ def train_classifier(
 ) -> dict[str, float | list[float]]:
     """Full-batch Adam on the logistic loss; returns the loss history and final accuracy.
 
-    ``threads`` caps the CPU threads while training (see :func:`actlab.device.cpu_threads`).
+    ``threads`` caps the CPU threads while training (see :func:`actlab.engine.device.cpu_threads`).
     """
     model.to(device)
     X_t = torch.as_tensor(X, dtype=torch.float32, device=device)
@@ -146,9 +146,9 @@ def depth_activation_explorer(
     """
     import matplotlib.pyplot as plt
 
-    from actlab.device import set_seed
+    from actlab.engine.device import set_seed
+    from actlab.engine.models import mlp
     from actlab.explorer import Control, Explorer
-    from actlab.models import mlp
 
     lines = grid_lines(lim=2.5, n_lines=9)
     accuracies: dict[tuple[int, str], float] = {}

@@ -27,7 +27,7 @@ def collapse(layers: Sequence[Layer]) -> Layer:
     return W, b
 
 
-def linear_layers(model: nn.Module) -> list[nn.Linear]:
+def affine_layers(model: nn.Module) -> list[nn.Linear]:
     """The ``nn.Linear`` modules of ``model`` in order; raises if anything else would act."""
     layers = []
     for m in model.modules():
@@ -41,7 +41,7 @@ def linear_layers(model: nn.Module) -> list[nn.Linear]:
 @torch.no_grad()
 def collapse_module(model: nn.Module) -> nn.Linear:
     """One ``nn.Linear`` computing the same map as a stack of linear layers (closed form)."""
-    layers = linear_layers(model)
+    layers = affine_layers(model)
     first = layers[0]
     W = first.weight.detach().clone()
     b = first.bias.detach().clone() if first.bias is not None else torch.zeros(W.shape[0])

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
 
-from actlab.activations import ACTIVATIONS, Properties, get
+from actlab.engine.activations import ACTIVATIONS, Properties, get
 from actlab.explorer import Control, Explorer
 from actlab.figures import line_style
 

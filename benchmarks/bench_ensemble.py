@@ -10,7 +10,7 @@ full-batch Adam (lr 1e-3), MSE, 500 epochs.
 
 With several thread counts (``--threads 1,2``) both paths are timed at each, in
 interleaved repeats, and the script reports each path at its best thread count and
-the thread count ``actlab.device.auto_threads`` picks on this machine now.
+the thread count ``actlab.engine.device.auto_threads`` picks on this machine now.
 
 Usage (record the printed tables in benchmarks/ENSEMBLE.md)::
 
@@ -28,8 +28,8 @@ import time
 
 import torch
 
-from actlab.data import noisy_sine
-from actlab.device import Stopwatch, auto_threads, describe_device, get_device
+from actlab.engine.data import noisy_sine
+from actlab.engine.device import Stopwatch, auto_threads, describe_device, get_device
 from actlab.ensemble import members_grid, train_ensemble, train_single
 
 ACTIVATIONS = ("sigmoid", "relu", "leaky_relu", "gelu")

@@ -54,8 +54,8 @@ from types import ModuleType
 import torch
 
 from actlab import ensemble as current
-from actlab.data import noisy_sine
-from actlab.device import describe_device, get_device
+from actlab.engine.data import noisy_sine
+from actlab.engine.device import describe_device, get_device
 
 ACTIVATIONS = ("sigmoid", "relu", "leaky_relu", "gelu")
 DEPTH, N = 10, 200

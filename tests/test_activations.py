@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from actlab import activations as A
-from actlab.models import activation_module
+from actlab.engine import activations as A
+from actlab.engine.models import activation_module
 
 NAMES = ["sigmoid", "tanh", "relu", "leaky_relu", "elu", "gelu", "gelu_tanh", "softplus", "silu"]
 

@@ -13,7 +13,6 @@ from actlab.backprop import (
     chain_table,
     dphi,
     epochs_at_baseline,
-    init_mlp_,
     layer_grad_norms,
     max_slope,
     same_sign_fraction,
@@ -21,7 +20,7 @@ from actlab.backprop import (
     slope_factors,
     vanishing_bound,
 )
-from actlab.models import mlp
+from actlab.engine.models import init_mlp_, mlp
 
 
 @pytest.mark.parametrize("activation", ["sigmoid", "tanh", "relu", "gelu"])

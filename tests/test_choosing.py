@@ -205,7 +205,7 @@ def test_swap_gives_fresh_modules_and_handles_a_bare_activation() -> None:
 
 
 def test_swap_matches_an_mlp_built_with_the_new_activation() -> None:
-    from actlab.models import mlp
+    from actlab.engine.models import mlp
 
     torch.manual_seed(3)
     net = mlp(5, 6, 3, 2, activation="relu", norm="layer")

@@ -1,4 +1,4 @@
-"""Thread choice and scoping in actlab.device: from the cores and the load the library can see."""
+"""Thread choice and scoping in actlab.engine.device: from the cores and the load the library can see."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from actlab import device
-from actlab.device import auto_threads, choose_threads, cpu_threads, other_load, usable_cores
+from actlab.engine import device
+from actlab.engine.device import auto_threads, choose_threads, cpu_threads, other_load, usable_cores
 
 
 @pytest.mark.parametrize(

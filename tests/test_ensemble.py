@@ -137,7 +137,7 @@ def test_float32_agrees_with_plain_adam_loop() -> None:
     """In float32 (the chapters' precision, where CPU kernels may take other paths than in
     float64), with torch.optim.Adam's default (foreach) path: every activation of the
     course agrees to float tolerance."""
-    from actlab.activations import names
+    from actlab.engine.activations import names
 
     X, y = data()
     members = members_grid(range(2), activations=names(), lrs=(1e-2,))
@@ -350,9 +350,9 @@ def test_members_grid_covers_biases_and_norms() -> None:
 def test_grouped_activation_is_bit_for_bit_each_module(dtype: torch.dtype) -> None:
     """Every registry activation (and the identity) in one grouped node: outputs and input
     gradients equal, exactly, those of the activation's own module on its members."""
-    from actlab.activations import names
+    from actlab.engine.activations import names
+    from actlab.engine.models import activation_module
     from actlab.ensemble import _GroupedActivation, _kernels
-    from actlab.models import activation_module
 
     acts = [*names(), "none"]
     runs, start = [], 0
@@ -384,9 +384,9 @@ def test_kernels_read_only_what_uses_says(dtype: torch.dtype) -> None:
     a ``"y"`` backward never reads the input; a ``"d"`` backward is the gradient times its
     own derivative taken of ones (which the forward pass precomputes), for special
     values too."""
-    from actlab.activations import names
+    from actlab.engine.activations import names
+    from actlab.engine.models import activation_module
     from actlab.ensemble import _kernels
-    from actlab.models import activation_module
 
     gen = torch.Generator().manual_seed(5)
     z = 4 * torch.randn(3, 50, 8, generator=gen, dtype=dtype)
@@ -501,7 +501,7 @@ def test_hand_written_step_applies_each_module_as_it_would(width: int) -> None:
     a contiguous copy: bit for bit at width 64. At width 5 a row is shorter than the
     CPU's vector loop, so the kernels take their scalar path (as they do on the last
     elements of a tensor whose size is not a multiple of it): equal to rounding."""
-    from actlab.activations import names
+    from actlab.engine.activations import names
     from actlab.ensemble import _HandStep
 
     def same(got: torch.Tensor, ref: torch.Tensor, what: str) -> None:
@@ -539,7 +539,7 @@ def test_hand_written_step_applies_each_module_as_it_would(width: int) -> None:
 def test_hand_written_step_gives_autograds_gradients(loss: str) -> None:
     """The step train_ensemble takes for members without norms: every activation of the
     course in runs, per-member inputs, the same weight and bias gradients as autograd."""
-    from actlab.activations import names
+    from actlab.engine.activations import names
     from actlab.ensemble import _HandStep
 
     members = [Member(seed=i, activation=a) for i, a in enumerate([*names(), "none", "relu"])]
@@ -635,7 +635,7 @@ def test_members_per_chunk_fits_a_layer_of_work_in_a_cores_level_2_cache(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from actlab import ensemble
-    from actlab.device import cpu_threads
+    from actlab.engine.device import cpu_threads
 
     cpu = torch.device("cpu")
     model = EnsembleMLP([Member(seed=i) for i in range(30)], 3, 64, 4, 1)
@@ -666,7 +666,7 @@ def test_chunked_step_is_the_unchunked_step(dtype: torch.dtype, loss: str) -> No
     of an activation is cut, every member's losses, gradients and weights over a few
     Adam steps are those of the step that takes all members at once, bit for bit; where
     a run is cut into pieces, equal to rounding."""
-    from actlab.activations import names
+    from actlab.engine.activations import names
     from actlab.ensemble import _HandStep, _StackedOptimizer
 
     acts = [a for name in [*names(), "none"] for a in (name, name)] + ["softplus"] * 5

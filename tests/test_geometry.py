@@ -11,8 +11,9 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from actlab.data import circles  # noqa: E402
-from actlab.device import set_seed  # noqa: E402
+from actlab.engine.data import circles  # noqa: E402
+from actlab.engine.device import set_seed  # noqa: E402
+from actlab.engine.models import mlp  # noqa: E402
 from actlab.geometry import (  # noqa: E402
     accuracy,
     grid_lines,
@@ -22,7 +23,6 @@ from actlab.geometry import (  # noqa: E402
     positive_probability,
     train_classifier,
 )
-from actlab.models import mlp  # noqa: E402
 
 
 def fixed_linear(weight: list[list[float]], bias: list[float]) -> nn.Linear:

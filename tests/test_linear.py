@@ -7,10 +7,10 @@ import pytest
 import torch
 from torch import nn
 
-from actlab.data import circles, noisy_sine
-from actlab.device import get_device, set_seed
+from actlab.engine.data import circles, noisy_sine
+from actlab.engine.device import get_device, set_seed
+from actlab.engine.models import activation_module, hidden_outputs, mlp
 from actlab.linear import collapse, collapse_module, collapsed_rank, is_affine
-from actlab.models import activation_module, hidden_outputs, mlp
 
 
 def random_layers(
@@ -106,7 +106,7 @@ def test_device_choice_can_be_forced(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_cpu_threads_is_scoped() -> None:
-    from actlab.device import cpu_threads
+    from actlab.engine.device import cpu_threads
 
     before = torch.get_num_threads()
     with cpu_threads(1):

@@ -451,7 +451,7 @@ def test_a_point_too_costly_to_evaluate_is_skipped() -> None:
 def test_sympy_forms_of_the_registry_match_numpy(name: str) -> None:
     import numpy as np
 
-    from actlab import activations as A
+    from actlab.engine import activations as A
 
     act = A.get(name)
     grid = [-7.5, -1.25, 0.0, 0.5, 3.0]

@@ -163,7 +163,7 @@ def dsilu(z: np.ndarray | float) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- PyTorch forms
-# Forward: PyTorch's own functions (what a model built with actlab.models runs).
+# Forward: PyTorch's own functions (what a model built with actlab.engine.models runs).
 # Derivative: the closed forms above, written with tensor operations.
 
 
@@ -254,7 +254,7 @@ class Activation:
     """One activation function with everything the course needs to know about it.
 
     Args:
-        name: registry key, also used by ``actlab.models.activation_module``.
+        name: registry key, also used by ``actlab.engine.models.activation_module``.
         label: display name for plots and tables.
         np_fn, np_dfn: vectorised NumPy function and closed-form derivative.
         torch_fn, torch_dfn: PyTorch function (differentiable) and closed-form derivative.
@@ -566,7 +566,7 @@ def benchmark(
     On a CPU the timing runs on one thread: with several threads, any other work on the
     machine stalls the thread pool and the time measures the scheduler, not the function.
     """
-    from actlab.device import Stopwatch, cpu_threads, get_device
+    from actlab.engine.device import Stopwatch, cpu_threads, get_device
 
     device = device or get_device()
     z = torch.randn(n, device=device, dtype=dtype)

@@ -1,11 +1,11 @@
-"""Model builders shared by the chapters."""
+"""Model builders and initialisation shared by the chapters and the ensemble trainer."""
 
 from __future__ import annotations
 
 import torch
 from torch import nn
 
-from actlab.activations import ACTIVATIONS, get
+from actlab.engine.activations import ACTIVATIONS, get
 
 _IDENTITY_NAMES = ("none", "linear")
 NORMS = ("none", "layer")
@@ -14,7 +14,7 @@ NORMS = ("none", "layer")
 def activation_module(name: str) -> nn.Module:
     """A fresh ``nn.Module`` for the activation called ``name`` (``"none"`` is the identity).
 
-    Names other than ``"none"``/``"linear"`` come from the registry in ``actlab.activations``.
+    Names other than ``"none"``/``"linear"`` come from the registry in ``actlab.engine.activations``.
     """
     if name in _IDENTITY_NAMES:
         return nn.Identity()
@@ -64,3 +64,41 @@ def hidden_outputs(model: nn.Sequential, x: torch.Tensor) -> list[torch.Tensor]:
         if not isinstance(m, nn.Linear | nn.LayerNorm):
             outs.append(h)
     return outs
+
+
+def linear_layers(model: nn.Module) -> list[nn.Linear]:
+    """The ``nn.Linear`` modules of ``model`` in the order they were registered."""
+    return [m for m in model.modules() if isinstance(m, nn.Linear)]
+
+
+INIT_SCHEMES = ("default", "xavier", "he")
+
+
+@torch.no_grad()
+def init_mlp_(model: nn.Module, scheme: str = "default") -> nn.Module:
+    """Re-initialise every linear layer of ``model`` in place (chapter 3).
+
+    Args:
+        scheme: ``"default"`` keeps PyTorch's ``U(±1/sqrt(fan_in))`` weights and biases;
+            ``"xavier"`` is Glorot & Bengio's uniform scheme, variance ``2/(fan_in+fan_out)``;
+            ``"he"`` is He et al.'s normal scheme for ReLU, variance ``2/fan_in``;
+            ``"normal:STD"`` draws weights from ``N(0, STD^2)``. Biases are zeroed
+            by every scheme but ``"default"``.
+
+    Returns:
+        ``model``, for chaining.
+    """
+    if scheme == "default":
+        return model
+    for layer in linear_layers(model):
+        if scheme == "xavier":
+            nn.init.xavier_uniform_(layer.weight)
+        elif scheme == "he":
+            nn.init.kaiming_normal_(layer.weight, nonlinearity="relu")
+        elif scheme.startswith("normal:"):
+            nn.init.normal_(layer.weight, 0.0, float(scheme.split(":", 1)[1]))
+        else:
+            raise ValueError(f"unknown init {scheme!r}; use default, xavier, he or normal:STD")
+        if layer.bias is not None:
+            nn.init.zeros_(layer.bias)
+    return model
