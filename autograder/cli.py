@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return command(args, course)
 
-    from autograder.grade import tool_env
+    from autograder.course import tool_env
 
     tool_env()
     out = (args.out or course / "grading").resolve()
@@ -146,8 +146,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"wrote {kind}: {path}")
         return 0
 
-    from autograder.cluster import ClusterError
     from autograder.grade import grade
+    from autograder.runner_dask import ClusterError
     from autograder.sandbox import Limits, SandboxUnavailable
 
     limits = Limits(

@@ -200,7 +200,7 @@ def read_map(path: Path | None) -> dict[str, str]:
 
 
 def _assignment_rows(grading: Path, db_url: str | None, assignment: str) -> list[dict[str, Any]]:
-    from autograder.grade import tool_env
+    from autograder.course import tool_env
     from autograder.report import collect_rows
 
     tool_env()

@@ -238,8 +238,8 @@ def results_for(
     import nbformat
 
     from autograder.checks import nbgrader_meta
+    from autograder.course import course_config
     from autograder.feedback import hidden_markers, scrub_notebook, secrets, summary_rows
-    from autograder.grade import course_config
 
     begin, end = hidden_markers(course_config(course))
     source_dir = course / "solutions" / assignment
@@ -333,7 +333,8 @@ def grade_submission(root: Path) -> dict[str, Any]:
     config = json.loads((course / CONFIG).read_text())
     assignment = config["assignment"]
     limits = _limits(config)
-    from autograder.grade import course_config, grade, make_template
+    from autograder.course import course_config, make_template
+    from autograder.grade import grade
 
     work = Path(tempfile.mkdtemp(prefix="gradescope-"))
     try:

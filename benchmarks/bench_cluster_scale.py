@@ -45,7 +45,7 @@ def _timed_task(task):
     import os as _os
     import time as _time
 
-    from autograder.cluster import grade_task
+    from autograder.runner_dask import grade_task
 
     start = _time.time()
     reply = grade_task(task)
@@ -56,11 +56,11 @@ def _timed_task(task):
 
 def _instrument() -> None:
     """Wrap the cluster's task and the writer's three steps to record when and how long."""
-    from autograder import cluster, grade
+    from autograder import grade, runner_dask
 
-    cluster.grade_task = _timed_task  # defined in __main__: Dask ships it by value
+    runner_dask.grade_task = _timed_task  # defined in __main__: Dask ships it by value
     real_write_files, real_merge, real_json = (
-        cluster._write_files,
+        runner_dask._write_files,
         grade.merge_result,
         grade._write_json,
     )
@@ -86,7 +86,7 @@ def _instrument() -> None:
         if isinstance(data, dict) and data.get("student") in TIMES:
             TIMES[data["student"]]["journal_s"] = time.time() - t
 
-    cluster._write_files = write_files
+    runner_dask._write_files = write_files
     grade.merge_result = merge
     grade._write_json = write_json
 
@@ -177,7 +177,8 @@ def run_cluster(course: Path, flat: Path, workers: int) -> dict:
 
 def writer_alone(course: Path) -> dict:
     """Replay the batch's results through the writer alone, into a fresh gradebook."""
-    from autograder import cluster, grade
+    from autograder import grade, runner_dask
+    from autograder.course import course_config, make_template
     from autograder.report import write_reports
 
     src = SCALE / "grading"
@@ -189,7 +190,7 @@ def writer_alone(course: Path) -> dict:
     template = SCALE / "writer_template"
     if template.exists():
         shutil.rmtree(template)
-    grade.make_template(course, ba.ASSIGNMENT, template, grade.course_config(course))
+    make_template(course, ba.ASSIGNMENT, template, course_config(course))
     shutil.copyfile(template / "gradebook.db", out / "gradebook.db")
     journal = sorted((src / "journal" / ba.ASSIGNMENT).glob("*.json"))
     results, files = [], []
@@ -208,7 +209,7 @@ def writer_alone(course: Path) -> dict:
     start = time.perf_counter()
     with Gradebook(db_url) as gb:
         for r, produced in zip(results, files):
-            cluster._write_files(out, produced)
+            runner_dask._write_files(out, produced)
             grade.merge_result(gb, r)
             grade._write_json(grade.journal_path(out, ba.ASSIGNMENT, r["student"]), r)
     per = (time.perf_counter() - start) / len(results)

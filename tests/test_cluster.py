@@ -26,7 +26,8 @@ sys.path.insert(0, str(Path(__file__).parent / "autograder_fixtures"))
 import builders  # noqa: E402
 from builders import ASSIGNMENT  # noqa: E402
 
-from autograder.cluster import COURSE_ENV, Task, WorkerRefused, course_version  # noqa: E402
+from autograder.course import course_version  # noqa: E402
+from autograder.runner_dask import COURSE_ENV, Task, WorkerRefused  # noqa: E402
 from autograder.sandbox import Limits  # noqa: E402
 
 BIN = Path(sys.executable).parent
@@ -111,34 +112,34 @@ def test_course_version_changes_with_solutions_and_config(tmp_path):
 
 
 def test_a_worker_with_another_course_version_refuses(tmp_path, monkeypatch):
-    from autograder import cluster
+    from autograder import runner_dask
 
     course = builders.make_course(tmp_path / "c")
     monkeypatch.setenv(COURSE_ENV, str(course))
     with pytest.raises(WorkerRefused, match="another version of the course.*restart it"):
-        cluster.grade_task(_task(course, version="f" * 64))
+        runner_dask.grade_task(_task(course, version="f" * 64))
 
 
 def test_a_worker_without_the_sandbox_refuses_unless_unsafe(tmp_path, monkeypatch):
-    from autograder import cluster, sandbox
+    from autograder import runner_dask, sandbox
 
     course = builders.make_course(tmp_path / "c")
     monkeypatch.setenv(COURSE_ENV, str(course))
-    monkeypatch.setattr(cluster, "_STATE", {})
+    monkeypatch.setattr(runner_dask, "_STATE", {})
     real_which = shutil.which
     monkeypatch.setattr(
         sandbox.shutil, "which", lambda name: None if name == "bwrap" else real_which(name)
     )
     with pytest.raises(WorkerRefused, match="cannot run the sandbox.*--unsafe"):
-        cluster.grade_task(_task(course))
+        runner_dask.grade_task(_task(course))
     # With --unsafe the worker grades (here: a submission without its notebook).
-    reply = cluster.grade_task(_task(course, unsafe=True))
+    reply = runner_dask.grade_task(_task(course, unsafe=True))
     assert reply["result"]["status"] == "invalid_notebook"
     assert "no squares.ipynb" in reply["result"]["reason"]
 
 
 def test_bad_cluster_addresses_are_refused():
-    from autograder.cluster import ClusterError, connect
+    from autograder.runner_dask import ClusterError, connect
 
     for spec in ("local:0", "local:two", "8786", "tcp://host"):
         with pytest.raises(ClusterError, match="local:N"):

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from autograder.cli import main
-from autograder.grade import tool_env
+from autograder.course import tool_env
 
 ASSIGNMENT = "ch05_hinges"
 CELLS = {"hinge_positions": 6.0, "count_regions": 4.0}

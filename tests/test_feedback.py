@@ -428,7 +428,7 @@ def test_report_lists_withheld_feedback():
 
 
 def test_a_cluster_result_removes_the_pages_it_did_not_publish(tmp_path):
-    from autograder.cluster import _remove_unpublished
+    from autograder.runner_dask import _remove_unpublished
 
     folder = tmp_path / "feedback" / "ann" / "ps1"
     folder.mkdir(parents=True)
@@ -581,7 +581,7 @@ def test_a_page_that_still_shows_hidden_code_is_made_bare_or_withheld(tmp_path, 
     from builders import ASSIGNMENT, NOTEBOOK
 
     import autograder.feedback as fb
-    from autograder.grade import course_config, make_template, tool_env
+    from autograder.course import course_config, make_template, tool_env
     from autograder.sandbox import Limits, make_spec, write_kernel_spec
     from autograder.worker import Job, grade_one
 

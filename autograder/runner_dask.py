@@ -20,16 +20,26 @@ and each result is written once, when it arrives.
 from __future__ import annotations
 
 import atexit
-import hashlib
 import os
 import shutil
 import tempfile
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from autograder.sandbox import Limits
+from autograder.course import (
+    course_config,
+    course_version,
+    init_worker,
+    kernel_spec,
+    make_template,
+    new_scratch,
+)
+from autograder.runner import Batch, Crashed
+from autograder.sandbox import Limits, SandboxUnavailable
+from autograder.worker import Job, grade_one, remove_pages
 
 # Where a worker finds its copy of the course when the task's path is not one.
 COURSE_ENV = "AUTOGRADER_COURSE"
@@ -41,30 +51,6 @@ class ClusterError(RuntimeError):
 
 class WorkerRefused(RuntimeError):
     """Raised on a worker that must not grade the task (another course version, no sandbox)."""
-
-
-def course_version(course_root: Path) -> str:
-    """A hash of what decides a grade on a worker: ``solutions/``, the config, the grader."""
-    course_root = Path(course_root)
-    h = hashlib.sha256(b"autograder course version 1\n")
-    files: list[tuple[str, Path]] = []
-    sol = course_root / "solutions"
-    if sol.is_dir():
-        for p in sol.rglob("*"):
-            rel = p.relative_to(course_root)
-            if p.is_file() and not any(
-                part in (".ipynb_checkpoints", "__pycache__") for part in rel.parts
-            ):
-                files.append((rel.as_posix(), p))
-    config = course_root / "nbgrader_config.py"
-    if config.is_file():
-        files.append(("nbgrader_config.py", config))
-    package = Path(__file__).resolve().parent
-    for p in package.glob("*.py"):
-        files.append((f"autograder/{p.name}", p))
-    for name, p in sorted(files):
-        h.update(name.encode() + b"\0" + p.read_bytes() + b"\0")
-    return h.hexdigest()
 
 
 @dataclass
@@ -108,14 +94,6 @@ def _where() -> str:
 
 def _prepare(task: Task) -> dict[str, Any]:
     """This worker process's scratch folder, assignment template and kernel spec (cached)."""
-    from autograder.grade import (
-        _init_worker,
-        _remove_stale_scratch,
-        course_config,
-        make_template,
-    )
-    from autograder.sandbox import SandboxUnavailable, make_spec, write_kernel_spec
-
     root = _course_root(task)
     key = (str(root), task.assignment, task.version, task.unsafe, repr(task.limits))
     if key in _STATE:
@@ -128,17 +106,12 @@ def _prepare(task: Task) -> dict[str, Any]:
             f"is {task.version[:12]}). Give the worker the same checkout (set {COURSE_ENV} "
             "to it) and restart it."
         )
-    _init_worker()
-    _remove_stale_scratch()
-    scratch = Path(tempfile.mkdtemp(prefix="ag-"))
-    (scratch / "owner.pid").write_text(str(os.getpid()))
+    init_worker()
+    scratch = new_scratch()
     atexit.register(shutil.rmtree, scratch, True)
-    hide = [root, scratch, *(p for p in task.hide if Path(p).exists())]
-    kernel_env = {v: "1" for v in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
+    hide = [root, scratch, *(Path(p) for p in task.hide if Path(p).exists())]
     try:
-        spec = make_spec(
-            task.limits, hide=[Path(p) for p in hide], unsafe=task.unsafe, env=kernel_env
-        )
+        kernels = kernel_spec(task.limits, hide, task.unsafe, scratch / "spec")
     except SandboxUnavailable as exc:
         shutil.rmtree(scratch, ignore_errors=True)
         raise WorkerRefused(f"worker {_where()} cannot run the sandbox: {exc}") from None
@@ -147,7 +120,7 @@ def _prepare(task: Task) -> dict[str, Any]:
     state = {
         "root": root,
         "scratch": scratch,
-        "kernels": write_kernel_spec(spec, scratch / "spec"),
+        "kernels": kernels,
         "template": scratch / "template",
         "config": config,
         "out": scratch / "out",
@@ -169,8 +142,6 @@ def _take(folder: Path, out: Path) -> dict[str, bytes]:
 
 def grade_task(task: Task) -> dict[str, Any]:
     """Grade one submission on this worker; return its result and the files it produced."""
-    from autograder.worker import Job, grade_one
-
     with _LOCK:
         state = _prepare(task)
         scratch, out = state["scratch"], state["out"]
@@ -245,7 +216,7 @@ def connect(spec: str) -> tuple[Any, Any]:
         raise ClusterError(f"cannot reach the Dask scheduler at {spec}: {exc}") from None
 
 
-def task_for(job: Any, version: str, course: Path, unsafe: bool, hide: list[str]) -> Task:
+def task_for(job: Job, version: str, course: Path, unsafe: bool, hide: list[str]) -> Task:
     """The cluster task for a prepared :class:`autograder.worker.Job`."""
     files = {name: (Path(p).name, Path(p).read_bytes()) for name, p in job.files.items()}
     return Task(
@@ -279,68 +250,83 @@ def _write_files(out: Path, files: dict[str, bytes]) -> None:
 
 def _remove_unpublished(out: Path, result: dict[str, Any]) -> None:
     """Pages of an earlier run that this grading did not publish (withheld, or none) go."""
-    from autograder.worker import remove_pages
-
     folder = out / "feedback" / result["student"] / result["assignment"]
     if folder.is_dir():
         kept = {Path(p).name for p in result.get("feedback", [])}
         remove_pages(folder, [p.stem for p in folder.glob("*.html") if p.name not in kept])
 
 
-def run_tasks(client: Any, tasks: list[Task], out: Path, progress: bool):
-    """Yield each task's result as it arrives, after writing its files into ``out``."""
-    if not tasks:
-        return
-    import sys
+class DaskRunner:
+    """A Dask scheduler's workers (``tcp://HOST:PORT``), or ``local:N`` started here."""
 
-    from distributed import as_completed
-    from distributed.scheduler import KilledWorker
-    from tqdm import tqdm
+    def __init__(self, address: str) -> None:
+        self.address = address
+        self.client: Any = None
+        self.cluster: Any = None
 
-    from autograder.worker import Result
+    def start(self, batch: Batch) -> Path:
+        self.client, self.cluster = connect(self.address)
+        self.version = course_version(batch.course_root)
+        self.batch = batch
+        return batch.scratch / "spec"  # each worker checks for and builds its own sandbox
 
-    bar = tqdm(total=len(tasks), desc="grading", unit="nb", disable=not progress, file=sys.stderr)
-    futures = [client.submit(grade_task, t, key=_key(t), pure=False, retries=0) for t in tasks]
-    by_key = {f.key: t for f, t in zip(futures, tasks)}
-    done = 0
-    try:
-        for fut in as_completed(futures):
-            task = by_key[fut.key]
-            if fut.status == "finished":
-                reply = fut.result()
-                _write_files(out, reply["files"])
-                result = reply["result"]
-                _remove_unpublished(out, result)
-            elif fut.status == "error":
-                exc = fut.exception()
-                if isinstance(exc, KilledWorker):
-                    result = Result(
-                        task.student,
-                        task.assignment,
-                        "grader_error",
-                        "every worker that took this submission died while grading it",
-                        0.0,
-                        0.0,
-                        {},
-                        task.digest,
-                    ).to_json()
-                elif isinstance(exc, WorkerRefused):
-                    raise ClusterError(str(exc))
-                else:
-                    raise ClusterError(f"a worker failed: {type(exc).__name__}: {exc}")
-            else:
-                raise ClusterError(
-                    f"lost the Dask scheduler ({client.scheduler.address}) with {done} of "
-                    f"{len(tasks)} submissions graded and saved; run the same command again "
-                    "to grade the rest"
-                )
-            done += 1
-            bar.update(1)
-            bar.set_postfix_str(f"{task.student}: {result['status']}")
-            yield result
-    finally:
-        bar.close()
+    def outcomes(self, jobs: list[Job]) -> Iterator[tuple[Job, dict[str, Any] | Crashed]]:
+        """Each job's result as it arrives, after writing its files into the output folder."""
+        from distributed import as_completed
+        from distributed.scheduler import KilledWorker
+
+        b = self.batch
+        hide = [str(b.out), str(b.submissions)]
+        tasks = [task_for(job, self.version, b.course_root, b.unsafe, hide) for job in jobs]
+        futures = [
+            self.client.submit(grade_task, t, key=_key(t), pure=False, retries=0) for t in tasks
+        ]
+        by_key = {f.key: job for f, job in zip(futures, jobs)}
+        done = 0
         try:
-            client.cancel([f for f in futures if not f.done()])
-        except Exception:  # noqa: BLE001  (the scheduler may be gone)
-            pass
+            for fut in as_completed(futures):
+                job = by_key[fut.key]
+                if fut.status == "finished":
+                    reply = fut.result()
+                    _write_files(b.out, reply["files"])
+                    result: dict[str, Any] | Crashed = reply["result"]
+                    _remove_unpublished(b.out, reply["result"])
+                elif fut.status == "error":
+                    exc = fut.exception()
+                    if isinstance(exc, KilledWorker):
+                        result = Crashed(
+                            "every worker that took this submission died while grading it"
+                        )
+                    elif isinstance(exc, WorkerRefused):
+                        raise ClusterError(str(exc))
+                    else:
+                        raise ClusterError(f"a worker failed: {type(exc).__name__}: {exc}")
+                else:
+                    raise ClusterError(
+                        f"lost the Dask scheduler ({self.client.scheduler.address}) with "
+                        f"{done} of {len(tasks)} submissions graded and saved; run the same "
+                        "command again to grade the rest"
+                    )
+                done += 1
+                yield job, result
+        finally:
+            try:
+                self.client.cancel([f for f in futures if not f.done()])
+            except Exception:  # noqa: BLE001  (the scheduler may be gone)
+                pass
+
+    def close(self) -> None:
+        """Close the client (and a LocalCluster this command started), even without a scheduler."""
+        import logging
+
+        if self.client is None:
+            return
+        logging.getLogger("distributed").setLevel(logging.CRITICAL)
+        for thing in (self.client, self.cluster):
+            if thing is None:
+                continue
+            try:
+                thing.close(timeout=10) if thing is self.client else thing.close()
+            except Exception:  # noqa: BLE001  (a lost scheduler makes closing fail too)
+                pass
+        self.client = self.cluster = None
