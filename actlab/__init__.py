@@ -1,13 +1,13 @@
 """actlab: the tested library behind the activation-functions course.
 
-Importing it installs the course's figure style (:func:`actlab.figures.use_style`:
+Importing it installs the course's figure style (:func:`actlab.presentation.figures.use_style`:
 Okabe–Ito colours with distinct line styles), so every chapter and notebook draws
 with the same colour-blind-safe palette.
 """
 
 from actlab.engine.device import Stopwatch, describe_device, get_device, set_seed
-from actlab.explorer import Explorer
-from actlab.figures import use_style
+from actlab.presentation.explorer import Explorer
+from actlab.presentation.figures import use_style
 
 use_style()
 

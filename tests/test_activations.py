@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from actlab.chapters import ch02_derivatives as D
 from actlab.engine import activations as A
 from actlab.engine.models import activation_module
 
@@ -69,7 +70,7 @@ def test_closed_form_matches_central_differences(act: A.Activation) -> None:
 
 
 def test_three_way_check_reports_small_errors(act: A.Activation) -> None:
-    errors = A.three_way_check(act, Z)
+    errors = D.three_way_check(act, Z)
     assert set(errors) == {
         "closed vs autograd",
         "closed vs finite diff",
@@ -107,19 +108,19 @@ def test_scalars_and_integers_are_accepted(act: A.Activation) -> None:
 
 def test_naive_sigmoid_overflows_where_the_stable_one_does_not() -> None:
     with pytest.warns(RuntimeWarning, match="overflow"):
-        naive = A.naive_sigmoid(np.array([-1000.0]))
+        naive = D.naive_sigmoid(np.array([-1000.0]))
     assert naive[0] == 0.0  # 1 / (1 + inf): right by luck, after the warning
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert A.sigmoid(np.array([-1000.0]))[0] == 0.0
     z = np.linspace(-30, 30, 61)
     with np.errstate(over="ignore"):
-        np.testing.assert_allclose(A.sigmoid(z), A.naive_sigmoid(z), rtol=1e-12)
+        np.testing.assert_allclose(A.sigmoid(z), D.naive_sigmoid(z), rtol=1e-12)
 
 
 def test_stable_softplus() -> None:
     with np.errstate(over="ignore"):
-        assert np.isinf(A.naive_softplus(np.array([1000.0]))[0])
+        assert np.isinf(D.naive_softplus(np.array([1000.0]))[0])
     assert A.softplus(np.array([1000.0]))[0] == 1000.0
     z = np.linspace(-30, 30, 61)
     np.testing.assert_allclose(A.softplus(z), np.log1p(np.exp(z)), rtol=1e-12)
@@ -128,9 +129,9 @@ def test_stable_softplus() -> None:
 def test_softmax_with_the_max_subtracted() -> None:
     logits = np.array([[1000.0, 1001.0, 1002.0], [1.0, 2.0, 3.0]])
     with np.errstate(over="ignore", invalid="ignore"):
-        naive = A.naive_softmax(logits)
+        naive = D.naive_softmax(logits)
     assert np.all(np.isnan(naive[0]))
-    stable = A.softmax(logits)
+    stable = D.softmax(logits)
     assert np.all(np.isfinite(stable))
     np.testing.assert_allclose(stable.sum(axis=-1), 1.0)
     np.testing.assert_allclose(stable[0], stable[1])  # softmax ignores a common shift
@@ -184,7 +185,7 @@ def test_gelu_tanh_is_close_to_exact_gelu() -> None:
 
 
 def test_properties_match_what_the_chapter_says() -> None:
-    props = {p.name: p for p in A.properties_table(time_it=False)}
+    props = {p.name: p for p in D.properties_table(time_it=False)}
     assert props["sigmoid"].range_text == "(0, 1)"
     assert props["tanh"].range_text == "(−1, 1)"
     assert props["relu"].range_text == "[0, ∞)"
@@ -213,7 +214,7 @@ def test_properties_match_what_the_chapter_says() -> None:
 
 
 def test_benchmark_returns_a_positive_time() -> None:
-    ns = A.benchmark(A.get("relu"), torch.device("cpu"), n=10_000, repeats=3)
+    ns = D.benchmark(A.get("relu"), torch.device("cpu"), n=10_000, repeats=3)
     assert 0 < ns < 1e6
 
 
@@ -242,7 +243,7 @@ def test_figures_are_figures() -> None:
     import matplotlib.pyplot as plt
     from matplotlib.figure import Figure
 
-    from actlab.plots_activations import overlay_figure, tangent_figure
+    from actlab.chapters.ch02_derivatives import overlay_figure, tangent_figure
 
     for fig in (overlay_figure(), tangent_figure("relu", 0.0), tangent_figure("gelu", -3.0)):
         assert isinstance(fig, Figure)
@@ -252,7 +253,7 @@ def test_figures_are_figures() -> None:
 def test_tangent_explorer_frames_change_with_the_controls() -> None:
     from conftest import controls
 
-    from actlab.plots_activations import tangent_explorer
+    from actlab.chapters.ch02_derivatives import tangent_explorer
 
     explorer = tangent_explorer(names=["sigmoid", "relu"], zs=[-1.0, 0.0, 1.0])
     assert explorer.n_frames == 6
@@ -271,11 +272,34 @@ def test_tangent_explorer_frames_change_with_the_controls() -> None:
 
 
 def test_properties_frame_has_one_row_per_activation() -> None:
-    from actlab.plots_activations import properties_frame
+    from actlab.chapters.ch02_derivatives import properties_frame
 
-    frame = properties_frame(A.properties_table(time_it=False))
+    frame = properties_frame(D.properties_table(time_it=False))
     assert len(frame) == len(NAMES)
     assert frame.loc["ReLU", "exact zeros"] == "50 %"
     assert frame.loc["tanh", "zero-centred (mean)"].startswith("yes")
     assert frame.loc["sigmoid", "saturates (φ' → 0)"] == "both sides"
     assert frame.loc["Leaky ReLU (0.01)", "saturates (φ' → 0)"] == "no"
+
+
+def test_every_activation_has_a_look_of_its_own_from_the_palette() -> None:
+    from actlab.engine.activations import ACTIVATIONS, LABELS
+    from actlab.presentation.figures import OKABE_ITO, STYLES
+
+    assert set(STYLES) == set(ACTIVATIONS) == set(LABELS) - {"none"}
+    assert all(s["color"] in set(OKABE_ITO.values()) for s in STYLES.values()), "palette colours"
+    assert len({str(s["ls"]) for s in STYLES.values()}) == len(STYLES), "each its own dash pattern"
+    assert len({s["marker"] for s in STYLES.values()}) == len(STYLES), "and its own marker"
+    assert LABELS["leaky_relu"] == "Leaky ReLU" and LABELS["silu"] == "SiLU"
+
+
+def test_is_activation_is_the_registry_and_pytorchs_elementwise_modules() -> None:
+    from torch import nn
+
+    for name in A.names():
+        assert A.is_activation(A.get(name).module()), name
+    assert A.is_activation(nn.SELU()) and A.is_activation(nn.Hardtanh())
+    for other in (nn.Linear(2, 2), nn.LayerNorm(2), nn.Dropout(), nn.Softmax(dim=-1), nn.Sequential()):
+        assert not A.is_activation(other), type(other).__name__
+    assert not A.is_activation(nn.Identity())
+    assert A.is_activation(nn.Identity(), identity=True), "the linear networks' activation"

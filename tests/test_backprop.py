@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from actlab.backprop import (
+from actlab.chapters.ch03_backprop import (
     chain_autograd,
     chain_pass,
     chain_table,

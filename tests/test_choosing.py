@@ -10,10 +10,9 @@ import pytest
 import torch
 from torch import nn
 
-from actlab.choosing import (
+from actlab.chapters.ch06_choosing import (
     accuracy_probe,
     activation_names,
-    digits_split,
     epochs_to_target,
     loss_climb,
     overlaps_best,
@@ -22,6 +21,7 @@ from actlab.choosing import (
     summary_table,
     swap_activations,
 )
+from actlab.engine.data import digits_split
 from actlab.ensemble import Member, members_grid
 
 BOOK = Path(__file__).resolve().parent.parent / "book"
@@ -298,15 +298,3 @@ def test_summary_table_selects_by_extra_fields() -> None:
         assert len(idx) == 2
         assert table.loc["relu", "accuracy"] == pytest.approx(run.accuracy[-1, idx].mean())
         assert table.loc["relu", "min"] == pytest.approx(run.accuracy[-1, idx].min())
-
-
-def test_styles_use_the_palette_and_differ_by_more_than_colour() -> None:
-    from actlab.choosing import LABELS, STYLE
-    from actlab.figures import OKABE_ITO
-
-    palette = set(OKABE_ITO.values())
-    assert set(STYLE) == set(LABELS)
-    assert all(s["color"] in palette for s in STYLE.values()), "colours come from the palette"
-    assert len({s["color"] for s in STYLE.values()}) == len(STYLE)
-    assert len({str(s["ls"]) for s in STYLE.values()}) == len(STYLE), "each has its own line style"
-    assert len({s["marker"] for s in STYLE.values()}) == len(STYLE), "and its own marker"

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from actlab.dead import (
+from actlab.chapters.ch04_dead_relu import (
     DeadHistory,
     UnitCounts,
     count_units,
@@ -185,15 +185,3 @@ def test_gelu_gradient_dead_follows_pytorchs_float32_backward() -> None:
     positive, passing = network_unit_counts(build_member(member, 1, 6, 2, 1), X)
     assert np.array_equal(counts.passing[0], np.stack(passing))
     assert np.array_equal(counts.positive[0], np.stack(positive))
-
-
-def test_styles_use_the_palette_and_differ_by_more_than_colour() -> None:
-    from actlab.dead import LABELS, STYLES
-    from actlab.figures import OKABE_ITO
-
-    palette = set(OKABE_ITO.values())
-    assert set(STYLES) == set(LABELS)
-    assert all(s["color"] in palette for s in STYLES.values()), "colours come from the palette"
-    assert len({s["color"] for s in STYLES.values()}) == len(STYLES)
-    assert len({s["ls"] for s in STYLES.values()}) == len(STYLES), "each has its own line style"
-    assert len({s["marker"] for s in STYLES.values()}) == len(STYLES), "and its own marker"

@@ -15,7 +15,7 @@ import pytest  # noqa: E402
 from conftest import controls  # noqa: E402
 from ipywidgets.widgets.widget_link import Link  # noqa: E402
 
-from actlab.explorer import Control, Explorer  # noqa: E402
+from actlab.presentation.explorer import Control, Explorer  # noqa: E402
 
 
 def draw(slope: float, shift: int):

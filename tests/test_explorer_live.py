@@ -14,7 +14,7 @@ import random, time
 import ipywidgets as widgets
 import numpy as np
 import matplotlib.pyplot as plt
-from actlab.explorer import Control, Explorer
+from actlab.presentation.explorer import Control, Explorer
 
 def draw(a, b):
     time.sleep(0.2)

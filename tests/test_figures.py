@@ -14,7 +14,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
-from actlab import figures  # noqa: E402
+from actlab.presentation import figures  # noqa: E402
 
 
 def two_panel() -> plt.Figure:

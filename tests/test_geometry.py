@@ -11,10 +11,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from actlab.engine.data import circles  # noqa: E402
-from actlab.engine.device import set_seed  # noqa: E402
-from actlab.engine.models import mlp  # noqa: E402
-from actlab.geometry import (  # noqa: E402
+from actlab.chapters.ch01_linear_collapse import (  # noqa: E402
     accuracy,
     grid_lines,
     map_through,
@@ -23,6 +20,9 @@ from actlab.geometry import (  # noqa: E402
     positive_probability,
     train_classifier,
 )
+from actlab.engine.data import circles  # noqa: E402
+from actlab.engine.device import set_seed  # noqa: E402
+from actlab.engine.models import mlp  # noqa: E402
 
 
 def fixed_linear(weight: list[list[float]], bias: list[float]) -> nn.Linear:

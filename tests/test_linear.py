@@ -7,10 +7,15 @@ import pytest
 import torch
 from torch import nn
 
+from actlab.chapters.ch01_linear_collapse import (
+    collapse,
+    collapse_module,
+    collapsed_rank,
+    is_affine,
+)
 from actlab.engine.data import circles, noisy_sine
 from actlab.engine.device import get_device, set_seed
 from actlab.engine.models import activation_module, hidden_outputs, mlp
-from actlab.linear import collapse, collapse_module, collapsed_rank, is_affine
 
 
 def random_layers(

@@ -9,7 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from actlab import regions as R
+from actlab.chapters import ch05_hinges as R
+from actlab.engine.data import per_member_targets
 from actlab.ensemble import Member, build_member, members_grid, train_ensemble
 
 
@@ -397,11 +398,12 @@ def test_plot_partition_counts_what_it_draws() -> None:
 
 
 def test_the_partition_palette_is_the_course_palette_in_its_order() -> None:
-    from actlab.figures import OKABE_ITO
+    from actlab.presentation.figures import CATEGORICAL, OKABE_ITO
 
     names = ["orange", "sky blue", "bluish green", "yellow", "blue", "vermillion"]
     names += ["reddish purple", "grey"]
-    assert R.OKABE_ITO == tuple(OKABE_ITO[n] for n in names)  # chapter 5 picks hues by index
+    assert CATEGORICAL == tuple(OKABE_ITO[n] for n in names)  # chapter 5 picks hues by index
+    assert not hasattr(R, "OKABE_ITO"), "one palette, in actlab.presentation.figures"
     import matplotlib
 
     matplotlib.use("Agg")
@@ -412,14 +414,14 @@ def test_the_partition_palette_is_the_course_palette_in_its_order() -> None:
     cmap = ax.images[0].get_cmap()
     drawn = {matplotlib.colors.to_hex(cmap(i)).upper() for i in range(cmap.N)}
     plt.close(fig)
-    assert drawn == {c.upper() for c in R.OKABE_ITO}
+    assert drawn == {c.upper() for c in CATEGORICAL}
     lines = ax.lines
     assert len({str(line.get_linestyle()) for line in lines}) == len(lines), "one style per unit"
 
 
 def test_per_member_targets() -> None:
     x = np.linspace(-1, 1, 9)
-    X, y = R.per_member_targets(["|x|", "step", "x³"], x)
+    X, y = per_member_targets(["|x|", "step", "x³"], x)
     assert X.shape == y.shape == (3, 9, 1)
     np.testing.assert_allclose(y[0, :, 0], np.abs(x))
     np.testing.assert_allclose(y[1, :, 0], (x > 0).astype(float))

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import math
-import statistics
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -255,7 +254,11 @@ class Activation:
 
     Args:
         name: registry key, also used by ``actlab.engine.models.activation_module``.
-        label: display name for plots and tables.
+        label: full display name (chapter 2's tables: "Leaky ReLU (0.01)").
+        short: the name in legends and in every later chapter's tables ("Leaky ReLU").
+        colour, dash, marker: the activation's line in every figure: a colour of the
+            course palette by name (``actlab.presentation.figures.OKABE_ITO``), a dash
+            pattern and a marker, so that no two activations differ by colour alone.
         np_fn, np_dfn: vectorised NumPy function and closed-form derivative.
         torch_fn, torch_dfn: PyTorch function (differentiable) and closed-form derivative.
         module: factory for the matching ``torch.nn`` module.
@@ -279,6 +282,10 @@ class Activation:
     cite: str | None = None
     sym_fn: Callable[[Any], Any] | None = None
     sym_dfn: Callable[[Any], Any] | None = None
+    short: str = ""
+    colour: str = "black"
+    dash: str | tuple = "-"
+    marker: str = "o"
 
     def __call__(self, z: np.ndarray | float) -> np.ndarray:
         return self.np_fn(z)
@@ -295,17 +302,20 @@ ACTIVATIONS: dict[str, Activation] = {
             "sigmoid", "sigmoid", sigmoid, dsigmoid, torch.sigmoid, _t_dsigmoid, nn.Sigmoid,
             r"\sigma(z) = \frac{1}{1+e^{-z}}", r"\sigma(z)\,(1-\sigma(z))",
             sym_fn=_sym_sigma, sym_dfn=lambda z: _sym_sigma(z) * (1 - _sym_sigma(z)),
+            short="sigmoid", colour="black", dash=":", marker="x",
         ),
         Activation(
             "tanh", "tanh", tanh, dtanh, torch.tanh, _t_dtanh, nn.Tanh,
             r"\tanh z = 2\sigma(2z) - 1", r"1 - \tanh^2 z",
             sym_fn=lambda z: _sp().tanh(z), sym_dfn=lambda z: 1 - _sp().tanh(z) ** 2,
+            short="tanh", colour="orange", dash="--", marker="o",
         ),
         Activation(
             "relu", "ReLU", relu, drelu, torch.relu, _t_drelu, nn.ReLU,
             r"\max(z, 0)", r"\mathbb{1}[z > 0]", kinks=(0.0,), cite="nair2010rectified",
             sym_fn=_sym_piecewise(lambda z: z, lambda z: 0),
             sym_dfn=_sym_piecewise(lambda z: 1, lambda z: 0),
+            short="ReLU", colour="sky blue", dash="-", marker="s",
         ),
         Activation(
             "leaky_relu", "Leaky ReLU (0.01)", leaky_relu, dleaky_relu,
@@ -315,6 +325,7 @@ ACTIVATIONS: dict[str, Activation] = {
             kinks=(0.0,), cite="maas2013rectifier",
             sym_fn=_sym_piecewise(lambda z: z, _sym_leaky),
             sym_dfn=_sym_piecewise(lambda z: 1, lambda z: _sp().Rational(1, 100)),
+            short="Leaky ReLU", colour="bluish green", dash="-.", marker="^",
         ),
         Activation(
             "elu", "ELU", elu, delu, lambda z: F.elu(z, ELU_ALPHA), _t_delu,
@@ -323,11 +334,13 @@ ACTIVATIONS: dict[str, Activation] = {
             kinks=(0.0,), cite="clevert2015fast",
             sym_fn=_sym_piecewise(lambda z: z, lambda z: _sp().exp(z) - 1),
             sym_dfn=_sym_piecewise(lambda z: 1, lambda z: _sp().exp(z)),
+            short="ELU", colour="vermillion", dash=(0, (5, 1)), marker="v",
         ),
         Activation(
             "gelu", "GELU", gelu, dgelu, F.gelu, _t_dgelu, nn.GELU,
             r"z\,\Phi(z)", r"\Phi(z) + z\,\varphi_{\mathcal N}(z)", cite="hendrycks2016gaussian",
             sym_fn=lambda z: z * _sym_Phi(z), sym_dfn=_sym_dgelu,
+            short="GELU", colour="blue", dash=(0, (3, 1, 1, 1)), marker="D",
         ),
         Activation(
             "gelu_tanh", "GELU (tanh approx.)", gelu_tanh, dgelu_tanh,
@@ -336,17 +349,20 @@ ACTIVATIONS: dict[str, Activation] = {
             r"\tfrac{z}{2}\bigl(1 + \tanh(\sqrt{2/\pi}\,(z + 0.044715 z^3))\bigr)",
             r"\tfrac{1+t}{2} + \tfrac{z}{2}(1 - t^2)\,u'(z)", cite="hendrycks2016gaussian",
             sym_fn=lambda z: z / 2 * (1 + _sp().tanh(_sym_u(z))), sym_dfn=_sym_dgelu_tanh,
+            short="GELU (tanh)", colour="orange", dash=(0, (8, 2)), marker="*",
         ),
         Activation(
             "softplus", "Softplus", softplus, dsoftplus, F.softplus, torch.sigmoid, nn.Softplus,
             r"\log(1 + e^{z})", r"\sigma(z)",
             sym_fn=lambda z: _sp().log(1 + _sp().exp(z)), sym_dfn=_sym_sigma,
+            short="Softplus", colour="grey", dash=(0, (5, 1, 1, 1, 1, 1)), marker="h",
         ),
         Activation(
             "silu", "SiLU / Swish", silu, dsilu, F.silu, _t_dsilu, nn.SiLU,
             r"z\,\sigma(z)", r"\sigma(z)\,(1 + z(1 - \sigma(z)))", cite="ramachandran2017searching",
             sym_fn=lambda z: z * _sym_sigma(z),
             sym_dfn=lambda z: _sym_sigma(z) * (1 + z * (1 - _sym_sigma(z))),
+            short="SiLU", colour="reddish purple", dash=(0, (1, 1)), marker="P",
         ),
     ]
 }  # fmt: skip
@@ -365,233 +381,30 @@ def get(name: str) -> Activation:
         raise ValueError(f"unknown activation {name!r}; known: {names()}") from None
 
 
-# --------------------------------------------------------------------------- checks
+#: Each activation's name in legends and tables, by registry key ("none" is the identity).
+LABELS: dict[str, str] = {"none": "none", **{a.name: a.short or a.label for a in ACTIVATIONS.values()}}
+
+#: PyTorch's other elementwise activation modules: recognised in any network (chapter 6
+#: swaps them), though the course draws none of them. Softmax, LogSoftmax and Softmin are
+#: not here: they act on a whole vector (an output layer), not unit by unit.
+OTHER_ELEMENTWISE: tuple[type[nn.Module], ...] = (
+    nn.ReLU6, nn.PReLU, nn.RReLU, nn.CELU, nn.SELU, nn.Mish, nn.Softsign, nn.Hardtanh,
+    nn.Hardsigmoid, nn.Hardswish, nn.LogSigmoid, nn.Tanhshrink,
+)  # fmt: skip
 
 
-def sympy_derivative(act: Activation, z: Any) -> Any:
-    """phi'(z) as SymPy differentiates ``act.sym_fn`` (chapter 2's fourth check)."""
-    import sympy as sp
-
-    if act.sym_fn is None:
-        raise ValueError(f"{act.name} has no SymPy form")
-    return sp.diff(act.sym_fn(z), z)
+def _module_types() -> tuple[type[nn.Module], ...]:
+    return tuple(dict.fromkeys(type(a.module()) for a in ACTIVATIONS.values())) + OTHER_ELEMENTWISE
 
 
-def sympy_gap(act: Activation, points: Iterable[float], digits: int = 50) -> float:
-    """Max |SymPy's derivative - the hand-derived one| at ``points``, evaluated to ``digits``.
+ELEMENTWISE: tuple[type[nn.Module], ...] = _module_types()
 
-    The points become exact rationals and both sides are evaluated with mpmath (SymPy's
-    evalf), so the result measures the formulas, not float rounding (chapter 2).
+
+def is_activation(module: nn.Module, identity: bool = False) -> bool:
+    """Whether ``module`` is an elementwise activation: a registry activation's module or
+    another of PyTorch's (:data:`OTHER_ELEMENTWISE`).
+
+    With ``identity=True`` an ``nn.Identity`` counts too: it is the activation of the
+    course's linear networks (``activation="none"``, chapter 1).
     """
-    import sympy as sp
-
-    z = sp.Symbol("z", real=True)
-    by_sympy, by_hand = sympy_derivative(act, z), act.sym_dfn(z)
-    gap = sp.Float(0)
-    for p in points:
-        at = {z: sp.Rational(repr(float(p)))}
-        gap = max(
-            gap, abs(sp.N(by_sympy.xreplace(at), digits) - sp.N(by_hand.xreplace(at), digits))
-        )
-    return float(gap)
-
-
-def finite_difference(fn: ArrayFn, z: np.ndarray, rel_step: float = 1e-6) -> np.ndarray:
-    """Central difference (f(z+h) - f(z-h)) / 2h in float64, h scaled with |z|."""
-    z = np.asarray(z, dtype=np.float64)
-    h = rel_step * np.maximum(1.0, np.abs(z))
-    return (fn(z + h) - fn(z - h)) / (2 * h)
-
-
-def autograd_derivative(fn: TensorFn, z: np.ndarray) -> np.ndarray:
-    """phi'(z) from ``torch.autograd`` (float64), one backward pass for all points."""
-    t = torch.tensor(np.asarray(z, dtype=np.float64), requires_grad=True)
-    (g,) = torch.autograd.grad(fn(t).sum(), t)
-    return g.numpy()
-
-
-def three_way_check(act: Activation, z: np.ndarray) -> dict[str, float]:
-    """Max abs differences between the closed form, finite differences and autograd.
-
-    Points closer than the finite-difference step to a kink are left out of the
-    finite-difference comparisons (the two-sided slope does not exist there).
-
-    Returns:
-        ``{"closed vs autograd", "closed vs finite diff", "autograd vs finite diff",
-        "torch closed vs autograd"}`` -> max abs difference over ``z``.
-    """
-    z = np.asarray(z, dtype=np.float64)
-    closed = act.np_dfn(z)
-    auto = autograd_derivative(act.torch_fn, z)
-    torch_closed = act.torch_dfn(torch.from_numpy(z)).numpy()
-    fd = finite_difference(act.np_fn, z)
-    away = np.ones_like(z, dtype=bool)
-    for k in act.kinks:
-        away &= np.abs(z - k) > 1e-4 * np.maximum(1.0, np.abs(z))
-    return {
-        "closed vs autograd": float(np.max(np.abs(closed - auto))),
-        "closed vs finite diff": float(np.max(np.abs(closed - fd)[away])),
-        "autograd vs finite diff": float(np.max(np.abs(auto - fd)[away])),
-        "torch closed vs autograd": float(np.max(np.abs(torch_closed - auto))),
-    }
-
-
-# --------------------------------------------------------------------------- stability demos
-
-
-def naive_sigmoid(z: np.ndarray | float) -> np.ndarray:
-    """The textbook 1 / (1 + exp(-z)): overflows (with a warning) for z below about -710."""
-    z = _as_float(z)
-    return 1.0 / (1.0 + np.exp(-z))
-
-
-def naive_softplus(z: np.ndarray | float) -> np.ndarray:
-    """The textbook log(1 + exp(z)): returns inf for z above about 710."""
-    z = _as_float(z)
-    return np.log(1.0 + np.exp(z))
-
-
-def naive_softmax(z: np.ndarray, axis: int = -1) -> np.ndarray:
-    """exp(z) / sum(exp(z)) without the shift: nan once a logit passes about 710."""
-    z = _as_float(z)
-    e = np.exp(z)
-    return e / e.sum(axis=axis, keepdims=True)
-
-
-def softmax(z: np.ndarray, axis: int = -1) -> np.ndarray:
-    """Stable softmax: subtracting max(z) changes nothing mathematically and keeps exp <= 1."""
-    z = _as_float(z)
-    e = np.exp(z - z.max(axis=axis, keepdims=True))
-    return e / e.sum(axis=axis, keepdims=True)
-
-
-# --------------------------------------------------------------------------- properties
-
-
-@dataclass(frozen=True)
-class Properties:
-    """Properties of one activation, each computed from its functions (chapter 2's table)."""
-
-    name: str
-    low: float  # infimum of phi over the real line (-inf when unbounded)
-    high: float  # supremum (inf when unbounded)
-    mean_gaussian: float  # E[phi(Z)] for Z ~ N(0, 1): 0 means zero-centred outputs
-    flat_tails: str  # where phi' -> 0: "both", "left", "none"
-    max_slope: float  # supremum of phi' (reached or approached)
-    where_max_slope: str  # e.g. "z = 0", "z > 0", "z → ∞"
-    low_attained: bool
-    high_attained: bool
-    sparsity: float  # fraction of exact zeros in phi(Z), Z ~ N(0, 1)
-    smoothness: str  # "kink (C0)", "C1", "smooth"
-    ns_per_element: float | None = None  # measured by benchmark(), None until then
-
-    @property
-    def zero_centred(self) -> bool:
-        return abs(self.mean_gaussian) < 0.05
-
-    @property
-    def range_text(self) -> str:
-        def fmt(v: float) -> str:
-            if math.isinf(v):
-                return "∞" if v > 0 else "−∞"
-            return f"{v:.3g}".replace("-", "−")
-
-        left = "[" if self.low_attained else "("
-        right = "]" if self.high_attained else ")"
-        return f"{left}{fmt(self.low)}, {fmt(self.high)}{right}"
-
-
-def _limit(fn: ArrayFn, sign: float) -> float:
-    """Value of phi at the far end of one side, or +/-inf when it keeps growing."""
-    far, farther = fn(np.array([sign * 1e3, sign * 1e4]))
-    if abs(farther - far) > 1.0:  # still moving by thousands: unbounded
-        return math.copysign(math.inf, farther)
-    return float(farther)
-
-
-def _smoothness(act: Activation, h: float = 1e-4) -> str:
-    for k in act.kinks or (0.0,):
-        d = act.np_dfn(np.array([k - h, k + h, k - 2 * h, k + 2 * h]))
-        if abs(d[1] - d[0]) > 1e-2:
-            return "kink (C0)"
-        curv_left = (d[0] - d[2]) / h
-        curv_right = (d[3] - d[1]) / h
-        if abs(curv_right - curv_left) > 1e-2:
-            return "C1"
-    return "smooth"
-
-
-def properties(act: Activation, seed: int = 0, n: int = 200_001) -> Properties:
-    """Measure the table's properties of ``act`` from its functions on grids and samples."""
-    grid = np.linspace(-20.0, 20.0, n)
-    values, slopes = act.np_fn(grid), act.np_dfn(grid)
-    low = min(float(values.min()), _limit(act.np_fn, -1.0))
-    high = max(float(values.max()), _limit(act.np_fn, 1.0))
-    tails = np.abs(act.np_dfn(np.array([-50.0, 50.0]))) < 1e-6
-    flat = "both" if tails.all() else "left" if tails[0] else "right" if tails[1] else "none"
-    sample = act.np_fn(np.random.default_rng(seed).standard_normal(1_000_000))
-    top = float(slopes.max())
-    at_top = np.flatnonzero(slopes >= top - 1e-12)
-    if len(at_top) > n // 10:
-        where = f"z > {round(float(grid[at_top[0]]), 2) + 0.0:g}"
-    elif at_top[-1] == n - 1:
-        where = "z → ∞"
-    else:
-        where = f"z ≈ {grid[at_top[0]]:.3g}".replace("-", "−")
-    return Properties(
-        name=act.name,
-        low=0.0 if low == 0 else low,
-        high=high,
-        mean_gaussian=float(sample.mean()),
-        flat_tails=flat,
-        max_slope=top,
-        where_max_slope=where,
-        # attained at a moderate z (float64 rounds tanh(20) to 1, which is no attainment)
-        low_attained=bool(np.any(values[np.abs(grid) <= 8] == low)),
-        high_attained=bool(np.any(values[np.abs(grid) <= 8] == high)),
-        sparsity=float(np.mean(sample == 0)),
-        smoothness=_smoothness(act),
-    )
-
-
-def benchmark(
-    act: Activation,
-    device: torch.device | None = None,
-    n: int = 1_000_000,
-    repeats: int = 20,
-    dtype: torch.dtype = torch.float32,
-) -> float:
-    """Median nanoseconds per element of ``act.torch_fn`` on ``device`` (forward only).
-
-    On a CPU the timing runs on one thread: with several threads, any other work on the
-    machine stalls the thread pool and the time measures the scheduler, not the function.
-    """
-    from actlab.engine.device import Stopwatch, cpu_threads, get_device
-
-    device = device or get_device()
-    z = torch.randn(n, device=device, dtype=dtype)
-    with cpu_threads(1, device):
-        with torch.no_grad():
-            for _ in range(3):  # warm-up: first calls pay for allocation and kernel selection
-                act.torch_fn(z)
-            times = []
-            for _ in range(repeats):
-                with Stopwatch(device) as sw:
-                    act.torch_fn(z)
-                times.append(sw.seconds)
-    return statistics.median(times) / n * 1e9
-
-
-def properties_table(
-    acts: Iterable[Activation] | None = None,
-    device: torch.device | None = None,
-    time_it: bool = True,
-) -> list[Properties]:
-    """Properties of every activation (cost per element measured when ``time_it``)."""
-    rows = []
-    for act in acts if acts is not None else ACTIVATIONS.values():
-        p = properties(act)
-        if time_it:
-            p = Properties(**{**p.__dict__, "ns_per_element": benchmark(act, device)})
-        rows.append(p)
-    return rows
+    return isinstance(module, ELEMENTWISE) or (identity and isinstance(module, nn.Identity))

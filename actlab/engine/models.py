@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from actlab.engine.activations import ACTIVATIONS, get
+from actlab.engine.activations import ACTIVATIONS, get, is_activation
 
 _IDENTITY_NAMES = ("none", "linear")
 NORMS = ("none", "layer")
@@ -61,7 +61,7 @@ def hidden_outputs(model: nn.Sequential, x: torch.Tensor) -> list[torch.Tensor]:
     h = x
     for m in model:
         h = m(h)
-        if not isinstance(m, nn.Linear | nn.LayerNorm):
+        if is_activation(m, identity=True):
             outs.append(h)
     return outs
 

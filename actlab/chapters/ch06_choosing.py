@@ -12,81 +12,12 @@ import pandas as pd
 import torch
 from torch import nn
 
+from actlab.engine.activations import LABELS, is_activation
+from actlab.engine.data import DigitsSplit
 from actlab.engine.device import cpu_threads
 from actlab.engine.models import activation_module
 from actlab.ensemble import EnsembleMLP, EnsembleResult, Member, train_ensemble, train_single
-from actlab.figures import OKABE_ITO
-
-# Elementwise activation modules that swap_activations replaces. Softmax, LogSoftmax and
-# Softmin are left alone: they act on a whole vector (an output layer), not per unit.
-ELEMENTWISE_ACTIVATIONS: tuple[type[nn.Module], ...] = (
-    nn.Sigmoid,
-    nn.Tanh,
-    nn.ReLU,
-    nn.ReLU6,
-    nn.LeakyReLU,
-    nn.PReLU,
-    nn.RReLU,
-    nn.ELU,
-    nn.CELU,
-    nn.SELU,
-    nn.GELU,
-    nn.SiLU,
-    nn.Mish,
-    nn.Softplus,
-    nn.Softsign,
-    nn.Hardtanh,
-    nn.Hardsigmoid,
-    nn.Hardswish,
-    nn.LogSigmoid,
-    nn.Tanhshrink,
-)
-
-
-@dataclass(frozen=True)
-class DigitsSplit:
-    """scikit-learn's 8x8 digits, split and standardised (chapter 6).
-
-    Attributes:
-        X_train, X_val: inputs ``(N, 64)``, standardised with the training mean and std.
-        y_train, y_val: class indices in ``0..9``.
-        mean, std: the training statistics used (std 1 where a pixel is constant).
-    """
-
-    X_train: np.ndarray
-    y_train: np.ndarray
-    X_val: np.ndarray
-    y_val: np.ndarray
-    mean: np.ndarray
-    std: np.ndarray
-
-
-def digits_split(val_fraction: float = 0.25, seed: int = 0) -> DigitsSplit:
-    """A fixed, stratified train/validation split of ``load_digits`` (bundled, no download).
-
-    Every class keeps its share in both parts. Inputs are standardised per pixel with
-    the *training* mean and standard deviation only, so nothing about the validation
-    set leaks into training; pixels that are constant in training (always 0 at the
-    image border) keep std 1 instead of dividing by zero.
-    """
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-
-    X, y = load_digits(return_X_y=True)
-    X_tr, X_va, y_tr, y_va = train_test_split(
-        X, y, test_size=val_fraction, stratify=y, random_state=seed
-    )
-    mean = X_tr.mean(axis=0)
-    std = X_tr.std(axis=0)
-    std = np.where(std > 0, std, 1.0)
-    return DigitsSplit(
-        X_train=((X_tr - mean) / std).astype(np.float32),
-        y_train=y_tr.astype(np.int64),
-        X_val=((X_va - mean) / std).astype(np.float32),
-        y_val=y_va.astype(np.int64),
-        mean=mean,
-        std=std,
-    )
+from actlab.presentation.figures import STYLES
 
 
 def accuracy_probe(
@@ -294,11 +225,6 @@ def summary_table(
     return table
 
 
-def is_activation(module: nn.Module) -> bool:
-    """Whether ``module`` is an elementwise activation that :func:`swap_activations` replaces."""
-    return isinstance(module, ELEMENTWISE_ACTIVATIONS)
-
-
 def activation_names(model: nn.Module) -> list[str]:
     """Class names of every elementwise activation module in ``model``, in ``modules()`` order.
 
@@ -337,34 +263,12 @@ def _swap_in_place(module: nn.Module, name: str) -> None:
             _swap_in_place(child, name)
 
 
-# The course palette (Okabe-Ito), with a distinct line style and marker per activation
-# (chapter 6 figures): no two curves differ by colour alone.
-STYLE: dict[str, dict[str, object]] = {
-    "sigmoid": {"color": OKABE_ITO["black"], "ls": ":", "marker": "x"},
-    "tanh": {"color": OKABE_ITO["orange"], "ls": "--", "marker": "o"},
-    "relu": {"color": OKABE_ITO["sky blue"], "ls": "-", "marker": "s"},
-    "leaky_relu": {"color": OKABE_ITO["bluish green"], "ls": "-.", "marker": "^"},
-    "elu": {"color": OKABE_ITO["vermillion"], "ls": (0, (5, 1)), "marker": "v"},
-    "gelu": {"color": OKABE_ITO["blue"], "ls": (0, (3, 1, 1, 1)), "marker": "D"},
-    "silu": {"color": OKABE_ITO["reddish purple"], "ls": (0, (1, 1)), "marker": "P"},
-}
-LABELS = {
-    "sigmoid": "sigmoid",
-    "tanh": "tanh",
-    "relu": "ReLU",
-    "leaky_relu": "Leaky ReLU",
-    "elu": "ELU",
-    "gelu": "GELU",
-    "silu": "SiLU",
-}
-
-
 def plot_accuracy_curves(ax, run: SwapRun, activations: Sequence[str], **select: object) -> None:
     """Mean validation accuracy over seeds with a min-max band, one line per activation."""
     for act in activations:
         idx = run.where(activation=act, **select)
         acc = run.accuracy[:, idx]
-        style = STYLE.get(act, {})
+        style = STYLES.get(act, {})
         ax.plot(
             run.epochs, acc.mean(1), label=LABELS.get(act, act), color=style.get("color"),
             ls=style.get("ls", "-"), marker=style.get("marker"), ms=3, markevery=3, lw=1.4,

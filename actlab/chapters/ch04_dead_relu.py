@@ -23,9 +23,9 @@ import pandas as pd
 import torch
 from torch import nn
 
+from actlab.engine.activations import is_activation
 from actlab.engine.models import activation_module
 from actlab.ensemble import EnsembleMLP, Member
-from actlab.figures import OKABE_ITO
 
 # --------------------------------------------------------------------------- counts
 
@@ -147,10 +147,6 @@ def unit_probe(
 # --------------------------------------------------------------------------- plain networks
 
 
-def _is_activation(module: nn.Module) -> bool:
-    return not isinstance(module, nn.Linear | nn.LayerNorm | nn.Dropout)
-
-
 def pre_activations(net: nn.Sequential, X: torch.Tensor) -> list[tuple[torch.Tensor, nn.Module]]:
     """``(z, phi)`` for every activation module of an ``nn.Sequential``, input side first.
 
@@ -159,7 +155,7 @@ def pre_activations(net: nn.Sequential, X: torch.Tensor) -> list[tuple[torch.Ten
     out, h = [], X
     with torch.no_grad():
         for m in net:
-            if _is_activation(m):
+            if is_activation(m, identity=True):
                 out.append((h, m))
             h = m(h)
     return out
@@ -196,7 +192,7 @@ def dead_masks(net: nn.Sequential, X: torch.Tensor) -> list[np.ndarray]:
 def unit_hinges(weight: np.ndarray, bias: np.ndarray) -> np.ndarray:
     """Where each first-layer unit of a 1-D-input network switches: ``x = -b / w`` (inf when w = 0).
 
-    One value per unit, in the units' order; :func:`actlab.regions.hinge_points` gives
+    One value per unit, in the units' order; :func:`actlab.chapters.ch05_hinges.hinge_points` gives
     the distinct hinges of a layer, sorted.
     """
     w = np.asarray(weight, dtype=float).reshape(-1)
@@ -465,19 +461,3 @@ def plot_dead_vs_lr(
     ax.set_xlabel("learning rate")
     ax.set_ylabel(f"{column} (% of units)")
     return left_out
-
-
-# The course palette (Okabe-Ito), with a line style and marker of their own per activation,
-# so that no two curves of a chapter 4 figure differ by colour alone.
-STYLES: dict[str, dict] = {
-    "relu": {"color": OKABE_ITO["blue"], "ls": "-", "marker": "o"},
-    "leaky_relu": {"color": OKABE_ITO["vermillion"], "ls": "--", "marker": "s"},
-    "gelu": {"color": OKABE_ITO["bluish green"], "ls": "-.", "marker": "^"},
-    "sigmoid": {"color": OKABE_ITO["reddish purple"], "ls": ":", "marker": "D"},
-}
-LABELS: dict[str, str] = {
-    "relu": "ReLU",
-    "leaky_relu": "Leaky ReLU",
-    "gelu": "GELU",
-    "sigmoid": "sigmoid",
-}

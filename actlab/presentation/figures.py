@@ -31,6 +31,8 @@ from cycler import cycler
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
+from actlab.engine.activations import ACTIVATIONS
+
 #: Okabe & Ito (2008), "Color Universal Design": distinguishable with every
 #: common form of colour blindness. Named so that chapters can refer to a hue.
 OKABE_ITO = {
@@ -60,6 +62,33 @@ CYCLE_COLOURS = tuple(
     )
 )
 CYCLE_LINESTYLES = ("-", "--", "-.", ":", (0, (5, 1, 1, 1, 1, 1)), (0, (1, 1)), (0, (8, 2)))
+
+#: The palette in Okabe and Ito's own order, for categorical fills where hues are picked
+#: by index (chapter 5's region maps): black is left out.
+CATEGORICAL = tuple(
+    OKABE_ITO[name]
+    for name in (
+        "orange",
+        "sky blue",
+        "bluish green",
+        "yellow",
+        "blue",
+        "vermillion",
+        "reddish purple",
+        "grey",
+    )
+)
+
+
+def activation_style(name: str) -> dict[str, Any]:
+    """The line of activation ``name`` in every figure (colour, dash pattern, marker), from
+    the registry (:mod:`actlab.engine.activations`): one look per activation across chapters."""
+    act = ACTIVATIONS[name]
+    return {"color": OKABE_ITO[act.colour], "ls": act.dash, "marker": act.marker}
+
+
+#: :func:`activation_style` of every registry activation, by name.
+STYLES: dict[str, dict[str, Any]] = {name: activation_style(name) for name in ACTIVATIONS}
 
 #: A perceptually uniform map for heatmaps (legible in grey scale and to colour-blind readers).
 SEQUENTIAL_CMAP = "viridis"
@@ -297,6 +326,7 @@ def show(
 
 
 __all__: Sequence[str] = (
+    "CATEGORICAL",
     "CYCLE_COLOURS",
     "OKABE_ITO",
     "DescribedFigure",
@@ -304,6 +334,8 @@ __all__: Sequence[str] = (
     "describe_axes",
     "describe_figure",
     "img_tag",
+    "STYLES",
+    "activation_style",
     "line_style",
     "png_bytes",
     "show",

@@ -12,7 +12,7 @@ of a few discretely valued parameters that returns a matplotlib figure.
 
 Every frame is an ``<img>`` whose alt text says what it shows: the
 definition's ``describe(**params)`` sentence (from the computed values) and the
-structure read off the figure (:func:`actlab.figures.describe_figure`). Below
+structure read off the figure (:func:`actlab.presentation.figures.describe_figure`). Below
 the frames a text region (``actlab-frame-text``, ``aria-live``) repeats the
 shown frame's description, so a change of frame is announced; in the built
 site ``site/assets/actlab-a11y.js`` keeps it in step with the controls.
@@ -33,7 +33,7 @@ from typing import Any
 import ipywidgets as widgets
 from matplotlib.figure import Figure  # noqa: E402
 
-from actlab.figures import alt_text, describe_figure, img_tag, png_bytes
+from actlab.presentation.figures import alt_text, describe_figure, img_tag, png_bytes
 
 
 @dataclass(frozen=True)

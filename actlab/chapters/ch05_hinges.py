@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,7 +29,7 @@ from matplotlib.axes import Axes
 from matplotlib.colors import ListedColormap
 from torch import nn
 
-from actlab.figures import OKABE_ITO as _PALETTE
+from actlab.presentation.figures import CATEGORICAL
 
 # --------------------------------------------------------------------------- networks as stages
 
@@ -601,25 +601,7 @@ def serra_upper_bound(in_dim: int, widths: Sequence[int]) -> int:
     return total
 
 
-# --------------------------------------------------------------------------- figures and data
-
-#: The course palette (:data:`actlab.figures.OKABE_ITO`) as a tuple, in Okabe and Ito's order:
-#: orange, sky blue, bluish green, yellow, blue, vermillion, reddish purple, grey. Chapter 5's
-#: figures pick hues by index (4 = blue, 5 = vermillion, ...); black is left out.
-OKABE_ITO = tuple(
-    _PALETTE[name]
-    for name in (
-        "orange",
-        "sky blue",
-        "bluish green",
-        "yellow",
-        "blue",
-        "vermillion",
-        "reddish purple",
-        "grey",
-    )
-)
-
+# --------------------------------------------------------------------------- figures
 
 def plot_partition(
     ax: Axes,
@@ -637,10 +619,10 @@ def plot_partition(
     ids, count = pattern_ids(activation_patterns(net, pts))
     # Shuffle labels so that neighbouring regions rarely share a colour.
     perm = np.random.default_rng(0).permutation(max(count, 1))
-    colours = ListedColormap(OKABE_ITO)
+    colours = ListedColormap(CATEGORICAL)
     extent = (xx.min(), xx.max(), yy.min(), yy.max())
-    ax.imshow((perm[ids] % len(OKABE_ITO)).reshape(xx.shape), cmap=colours, origin="lower",
-              extent=extent, vmin=-0.5, vmax=len(OKABE_ITO) - 0.5, alpha=0.55,
+    ax.imshow((perm[ids] % len(CATEGORICAL)).reshape(xx.shape), cmap=colours, origin="lower",
+              extent=extent, vmin=-0.5, vmax=len(CATEGORICAL) - 0.5, alpha=0.55,
               interpolation="nearest", aspect="auto")  # fmt: skip
     stages = _as_stages(net)
     if lines and len(stages) == 2:
@@ -654,26 +636,3 @@ def plot_partition(
     ax.set(xlim=(xx.min(), xx.max()), ylim=(yy.min(), yy.max()), xlabel="$x_1$", ylabel="$x_2$")
     ax.set_aspect("equal")
     return count
-
-
-TEXTURE_TARGETS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
-    "sin x": np.sin,
-    "|x|": np.abs,
-    "step": lambda x: (x > 0).astype(float),
-    "sin 10x": lambda x: np.sin(10 * x),
-    "x³": lambda x: x**3,
-}
-
-
-def per_member_targets(
-    target_of_member: Sequence[str], x: np.ndarray
-) -> tuple[np.ndarray, np.ndarray]:
-    """Inputs ``(E, N, 1)`` and targets ``(E, N, 1)``: member ``e`` learns ``TEXTURE_TARGETS[name_e]`` on ``x``.
-
-    The shape :func:`actlab.ensemble.train_ensemble` takes for per-member data (chapter 5's
-    texture experiment trains every target and activation in one ensemble).
-    """
-    x = np.asarray(x, dtype=float).reshape(-1, 1)
-    X = np.broadcast_to(x, (len(target_of_member), *x.shape)).copy()
-    y = np.stack([TEXTURE_TARGETS[name](x) for name in target_of_member])
-    return X, y
