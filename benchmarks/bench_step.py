@@ -7,8 +7,9 @@ For each shape the script times:
   tensors of the same shapes;
 * step: a full step of ``actlab.ensemble`` (forward, MSE, backward, Adam) for
   members split evenly over sigmoid, ReLU, Leaky ReLU and GELU;
-* before (with ``--before REV[,REV...]``): the same step with ``actlab/ensemble.py``
-  as it was at each git revision REV, loaded beside the current one.
+* before (with ``--before REV[,REV...]``): the same step with the ensemble trainer
+  (``actlab/ensemble/``, or ``actlab/ensemble.py`` before it was a package) as it
+  was at each git revision REV, loaded beside the current one.
 
 In the rounds of the headline shape (below) it also times the step's own products
 alone, in the step's buffers and chunks (:func:`make_own_products`): a stricter
@@ -41,10 +42,12 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import io
 import os
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 from collections import defaultdict
@@ -63,21 +66,47 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def load_revision(rev: str) -> ModuleType:
-    """``actlab/ensemble.py`` as it was at git revision ``rev``, imported as its own module."""
+    """The ensemble trainer as it was at git revision ``rev``, imported as its own module:
+    the package ``actlab/ensemble/`` or, before it was one, ``actlab/ensemble.py``."""
+    folder = Path(tempfile.mkdtemp())
+    name = f"ensemble_{rev}"
     try:
         src = subprocess.run(
             ["git", "-C", str(ROOT), "show", f"{rev}:actlab/ensemble.py"],
             check=True, capture_output=True, text=True,
         ).stdout  # fmt: skip
-    except (OSError, subprocess.CalledProcessError) as err:
-        raise SystemExit(f"cannot read actlab/ensemble.py at {rev!r}: {err}") from None
-    path = Path(tempfile.mkdtemp()) / f"ensemble_{rev}.py"
-    path.write_text(src)
-    spec = importlib.util.spec_from_file_location(f"ensemble_{rev}", path)
+    except (OSError, subprocess.CalledProcessError):
+        src = None
+    if src is not None:
+        path = folder / f"{name}.py"
+        path.write_text(src)
+        spec = importlib.util.spec_from_file_location(name, path)
+    else:
+        try:
+            archive = subprocess.run(
+                ["git", "-C", str(ROOT), "archive", rev, "actlab/ensemble"],
+                check=True, capture_output=True,
+            ).stdout  # fmt: skip
+        except (OSError, subprocess.CalledProcessError) as err:
+            raise SystemExit(f"cannot read the ensemble trainer at {rev!r}: {err}") from None
+        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+            tar.extractall(folder, filter="data")
+        package = folder / "actlab" / "ensemble"
+        spec = importlib.util.spec_from_file_location(
+            name, package / "__init__.py", submodule_search_locations=[str(package)]
+        )
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up
     spec.loader.exec_module(module)
     return module
+
+
+def _trainer_class(lib: ModuleType):
+    """The class of the step ``train_ensemble`` takes in ``lib``, or ``None`` (older revisions)."""
+    train = getattr(lib, "train", None)
+    if isinstance(train, ModuleType):  # the package
+        return train.Trainer
+    return getattr(lib, "_Trainer", None)
 
 
 def make_step(lib: ModuleType, e: int, width: int, device: torch.device):
@@ -90,8 +119,9 @@ def make_step(lib: ModuleType, e: int, width: int, device: torch.device):
     ]
     model = lib.EnsembleMLP(members, 1, width, DEPTH, 1).to(device)
     lrs = torch.full((e,), 1e-3, device=device)
-    if hasattr(lib, "_Trainer"):  # the step train_ensemble takes
-        trainer = lib._Trainer(model, lrs)
+    trainer_class = _trainer_class(lib)
+    if trainer_class is not None:  # the step train_ensemble takes
+        trainer = trainer_class(model, lrs)
 
         def step() -> None:
             trainer.gradients(Xt, yt)
@@ -225,7 +255,7 @@ def profile(e: int, width: int, device: torch.device) -> list[tuple[str, float]]
             kind = "copies and allocation"
         elif name.startswith("aten::"):
             kind = "other aten (loss, bias sums, views)"
-        elif name.startswith("_GroupedActivation"):
+        elif name.startswith("GroupedActivation"):
             kind = "grouped activation node (Python)"
         else:
             continue  # autograd wrappers: their time is in the aten ops they call
