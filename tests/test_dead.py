@@ -15,6 +15,8 @@ from actlab.chapters.ch04_dead_relu import (
     dead_masks,
     diverged,
     first_layer_dead_on_interval,
+    format_mean_std,
+    kept_mean_std,
     network_unit_counts,
     revival_demo,
     sweep_table,
@@ -185,3 +187,14 @@ def test_gelu_gradient_dead_follows_pytorchs_float32_backward() -> None:
     positive, passing = network_unit_counts(build_member(member, 1, 6, 2, 1), X)
     assert np.array_equal(counts.passing[0], np.stack(passing))
     assert np.array_equal(counts.positive[0], np.stack(positive))
+
+
+def test_kept_mean_std_leaves_out_diverged_runs_and_says_so_when_none_is_left() -> None:
+    values = np.array([0.1, 0.3, np.nan, 0.5])
+    mean, std = kept_mean_std(values, np.array([False, False, True, False]))
+    assert mean == pytest.approx(0.3) and std == pytest.approx(np.std([0.1, 0.3, 0.5]))
+    assert kept_mean_std(values[:2]) == (pytest.approx(0.2), pytest.approx(0.1))
+    gone = kept_mean_std(values, np.ones(4, dtype=bool))
+    assert np.isnan(gone).all()
+    assert format_mean_std(*gone) == "diverged"
+    assert format_mean_std(mean, std) == "30.0 ± 16.3 %"

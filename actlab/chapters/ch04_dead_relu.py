@@ -336,11 +336,19 @@ def sweep_table(
             "gradient-dead",
             "final loss",
         ):
-            vals = ok[col].to_numpy(dtype=float)
-            row[col] = vals.mean() if len(vals) else np.nan
-            row[f"{col} std"] = vals.std() if len(vals) else np.nan
+            row[col], row[f"{col} std"] = kept_mean_std(ok[col].to_numpy(dtype=float))
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def kept_mean_std(values: np.ndarray, diverged: np.ndarray | None = None) -> tuple[float, float]:
+    """Mean and std of the runs that did not diverge (``diverged``: one flag per run, from
+    :func:`diverged`; none when ``values`` holds only kept runs); NaN, NaN when no run is
+    left, which :func:`format_mean_std` shows as "diverged"."""
+    values = np.asarray(values)
+    if diverged is not None:
+        values = values[~np.asarray(diverged, dtype=bool)]
+    return (values.mean(), values.std()) if len(values) else (np.nan, np.nan)
 
 
 def format_mean_std(mean: float, std: float, pct: bool = True, digits: int = 1) -> str:
