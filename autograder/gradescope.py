@@ -53,7 +53,7 @@ SCHEMA = Path(__file__).with_name("gradescope_results.schema.json")
 # Where the venv of setup.sh lives on Gradescope's image.
 VENV = "/autograder/venv"
 # Environment variables that override a limit: name -> Limits field.
-# How the worker's reason lists failing cells (autograder.worker._failures).
+# How the worker's reason lists failing cells (autograder.status._failures).
 FAILED = "graded cells failed: "
 RAISED = "other cells raised: "
 LIMIT_ENV = {

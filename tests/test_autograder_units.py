@@ -246,24 +246,24 @@ def test_disk_usage_counts_blocks_and_entries_without_following_links(tmp_path):
 
 def test_classify_process_and_disk_limits():
     from autograder.sandbox import Limits
-    from autograder.worker import _classify
+    from autograder.status import classify
 
     lim = Limits(max_processes=50, disk_mb=100, file_size_mb=64)
-    assert _classify([], {"nb": {"peak_tasks": 50}}, {}, lim) == (
+    assert classify([], {"nb": {"peak_tasks": 50}}, {}, lim) == (
         "process_limit",
         "the kernel's processes and threads reached the limit of 50",
     )
-    assert _classify([], {"nb": {"peak_tasks": 49}}, {}, lim)[0] == "ok"
+    assert classify([], {"nb": {"peak_tasks": 49}}, {}, lim)[0] == "ok"
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x")])
     nb.cells[0].outputs = [
         nbformat.v4.new_output("error", ename="OSError", evalue="[Errno 27] File too large")
     ]
-    status, reason = _classify([], {}, {"nb": nb}, lim)
+    status, reason = classify([], {}, {"nb": nb}, lim)
     assert status == "disk_limit" and "64 MiB per file" in reason
     nb.cells[0].outputs[0].update(ename="RuntimeError", evalue="can't start new thread")
-    assert _classify([], {}, {"nb": nb}, lim)[0] == "process_limit"
+    assert classify([], {}, {"nb": nb}, lim)[0] == "process_limit"
     fatal = {"status": "disk_limit", "reason": "the kernel wrote at least 130 MiB", "cell": "c"}
-    assert _classify([], {"nb": {"fatal": fatal}}, {}, lim)[0] == "disk_limit"
+    assert classify([], {"nb": {"fatal": fatal}}, {}, lim)[0] == "disk_limit"
 
 
 def test_a_system_that_forbids_the_sandbox_refuses_before_grading(monkeypatch, tmp_path):

@@ -30,8 +30,8 @@ from autograder.feedback import (
     statements,
     summary_cell,
 )
+from autograder.status import STATUS_ORDER, classify
 from autograder.testcode import uses_test_code
-from autograder.worker import STATUS_ORDER, _classify
 
 BEGIN, END = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
 
@@ -374,14 +374,14 @@ def test_reason_names_every_failing_graded_cell_before_other_cells():
             cell("third", True, "GradingStopped", "this cell did not run"),
         ]
     )
-    status, reason = _classify([], {}, {"nb": nb})
+    status, reason = classify([], {}, {"nb": nb})
     assert status == "ok"
     assert "more)" not in reason
     first = reason.index("a_very_long_grade_id_very_long_grade_id")
     assert "AssertionError: expected 1, got 2" in reason
     assert first < reason.index("second (ValueError: bad)") < reason.index("mask_try")
     assert "passes" not in reason and "third" not in reason
-    status, reason = _classify(
+    status, reason = classify(
         [("uses_test_code", "dead_mask calls _f, defined by a test cell")], {}, {"nb": nb}
     )
     assert status == "uses_test_code"
