@@ -239,15 +239,47 @@ def test_activation_module_identity_and_unknown() -> None:
 # --------------------------------------------------------------------- figures and explorer
 
 
-def test_figures_are_figures() -> None:
+def test_overlay_draws_every_activation_and_its_derivative_in_its_registry_style() -> None:
     import matplotlib.pyplot as plt
-    from matplotlib.figure import Figure
+    from matplotlib.colors import to_hex
 
-    from actlab.chapters.ch02_derivatives import overlay_figure, tangent_figure
+    from actlab.chapters.ch02_derivatives import overlay_figure
+    from actlab.presentation.figures import STYLES
 
-    for fig in (overlay_figure(), tangent_figure("relu", 0.0), tangent_figure("gelu", -3.0)):
-        assert isinstance(fig, Figure)
-        plt.close(fig)
+    names = ["sigmoid", "relu", "gelu"]
+    fig = overlay_figure(names)
+    ax_f, ax_d = fig.axes
+    curves_f = [line for line in ax_f.lines if len(line.get_xdata()) > 2]  # not the axis lines
+    curves_d = [line for line in ax_d.lines if len(line.get_xdata()) > 2]
+    assert [line.get_label() for line in curves_f] == [A.get(n).label for n in names]
+    for name, f_line, d_line in zip(names, curves_f, curves_d, strict=True):
+        z = np.asarray(f_line.get_xdata())
+        np.testing.assert_allclose(f_line.get_ydata(), A.get(name).np_fn(z))
+        np.testing.assert_allclose(d_line.get_ydata(), A.get(name).np_dfn(z))
+        assert to_hex(f_line.get_color()).upper() == STYLES[name]["color"].upper()
+        assert f_line.get_marker() == STYLES[name]["marker"]
+    plt.close(fig)
+
+
+@pytest.mark.parametrize("name, z", [("relu", 0.0), ("gelu", -3.0), ("sigmoid", 1.5)])
+def test_tangent_figure_touches_the_curve_with_the_derivative_as_slope(name: str, z: float) -> None:
+    import matplotlib.pyplot as plt
+
+    from actlab.chapters.ch02_derivatives import tangent_figure
+
+    act = A.get(name)
+    fig = tangent_figure(name, z)
+    ax_f, ax_d = fig.axes
+    tangent = next(line for line in ax_f.lines if line.get_label() == "tangent")
+    x, y = np.asarray(tangent.get_xdata()), np.asarray(tangent.get_ydata())
+    np.testing.assert_allclose(np.diff(y) / np.diff(x), act.np_dfn(z), atol=1e-9)
+    assert np.interp(z, x, y) == pytest.approx(float(act.np_fn(z)), abs=1e-9)
+    points = [line for line in ax_d.lines if len(line.get_xdata()) == 1]
+    assert [(p.get_xdata()[0], p.get_ydata()[0]) for p in points] == [
+        (z, pytest.approx(act.np_dfn(z)))
+    ]
+    assert f"{float(act.np_fn(z)):.4g}" in ax_f.get_title()
+    plt.close(fig)
 
 
 def test_tangent_explorer_frames_change_with_the_controls() -> None:
@@ -299,7 +331,13 @@ def test_is_activation_is_the_registry_and_pytorchs_elementwise_modules() -> Non
     for name in A.names():
         assert A.is_activation(A.get(name).module()), name
     assert A.is_activation(nn.SELU()) and A.is_activation(nn.Hardtanh())
-    for other in (nn.Linear(2, 2), nn.LayerNorm(2), nn.Dropout(), nn.Softmax(dim=-1), nn.Sequential()):
+    for other in (
+        nn.Linear(2, 2),
+        nn.LayerNorm(2),
+        nn.Dropout(),
+        nn.Softmax(dim=-1),
+        nn.Sequential(),
+    ):
         assert not A.is_activation(other), type(other).__name__
     assert not A.is_activation(nn.Identity())
     assert A.is_activation(nn.Identity(), identity=True), "the linear networks' activation"
