@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     if args.command == "similarity":
-        from autograder.similarity import main as similarity
+        from autograder.similarity_report import main as similarity
 
         a = args
         return similarity(course, a.assignment, a.submissions, a.out, a.grades, a.threshold, a.top)

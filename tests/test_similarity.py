@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from autograder import similarity as sim
+from autograder import similarity_report
 from autograder.cli import main as cli
 
 COURSE = Path(__file__).resolve().parent.parent
@@ -414,7 +415,7 @@ def test_tokens_ignore_names_literals_comments_and_layout():
 
 
 def test_page_is_escaped_accessible_and_self_contained(report, tmp_path):
-    paths = sim.write(report, tmp_path, ASSIGNMENT, {"s11": "7.0 / 10.0"})
+    paths = similarity_report.write(report, tmp_path, ASSIGNMENT, {"s11": "7.0 / 10.0"})
     page = paths["html"].read_text()
     assert "<script>alert" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "<script" not in page and "http" not in page
