@@ -169,21 +169,19 @@ def make_own_products(step):
     """
     hand = step.trainer.hand
     step()  # builds the buffers
-    bufs = hand._buffers[N]
+    chunks = hand._buffers[N].chunks
 
     def own() -> None:
         with torch.no_grad():
-            for c in bufs["chunks"]:
-                for calls in c["fwd"]:
-                    calls[0]()  # each layer's first call is its product
-                layers, grads = c["layers"], c["grads"]
-                torch.bmm(c["last"], layers[-1], out=c["out"])
-                g = c["out"]
-                for k in range(len(layers) - 1, 0, -1):
-                    torch.bmm(c["a_t"][k - 1], g, out=grads[k])
-                    torch.bmm(g, c["weights_t"][k], out=c["g"][k % 2])
-                    g = c["g"][k % 2]
-                torch.bmm(c["x1"].transpose(1, 2), g, out=grads[0])
+            for c in chunks:
+                for layer in c.layers:
+                    torch.bmm(layer.inputs, layer.weights, out=layer.out)
+                g = c.layers[-1].out
+                for layer, below in zip(c.layers[:0:-1], c.layers[-2::-1], strict=True):
+                    torch.bmm(layer.inputs_t, g, out=layer.grad)
+                    torch.bmm(g, layer.weights_t, out=below.out_grad)
+                    g = below.out_grad
+                torch.bmm(c.layers[0].inputs_t, g, out=c.layers[0].grad)
 
     return own
 

@@ -7,19 +7,159 @@ autograd and against the network trained alone.
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 import torch
 
 from actlab.engine.device import l2_cache_bytes
 
+from .kernels import Kernels, Uses
 from .loss import loss_and_grad, shared_dims
 from .model import EnsembleMLP
 
 # A core's level-2 cache where the system does not say (1 to 2 MiB is common).
 _L2_UNKNOWN = 1 << 20
+
+# The activations whose backward reads the input: the step keeps it, or its derivative.
+_KEEPS = (Uses.DERIVATIVE, Uses.INPUT)
+
+
+@dataclass(eq=False)
+class _Run:
+    """A run of a chunk's members sharing an activation, in one hidden layer's buffers.
+
+    Attributes:
+        kernels: the activation's kernels (:func:`~actlab.ensemble.kernels.kernels_of`).
+        out: the run's rows of the layer's output: its pre-activations, made its
+            activations in place.
+        grad: the run's rows of the gradient with respect to the layer's output, made the
+            gradient with respect to its pre-activations in place.
+        kept: what the backward reads besides, for the runs whose backward reads the
+            input: the derivative (``Uses.DERIVATIVE``) or a copy of the input
+            (``Uses.INPUT``).
+        scratch: for ``Uses.DERIVATIVE``, the contiguous tensor its kernels run in.
+        ones: for ``Uses.DERIVATIVE``, the gradient its derivative is taken of.
+    """
+
+    kernels: Kernels
+    out: torch.Tensor
+    grad: torch.Tensor
+    kept: torch.Tensor | None = None
+    scratch: torch.Tensor | None = None
+    ones: torch.Tensor | None = None
+
+    def forward(self) -> None:
+        """The activation, in place, keeping what the backward pass reads."""
+        forward, backward, uses = self.kernels
+        if uses is Uses.DERIVATIVE:  # the derivative, taken now; the backward is a product
+            self.scratch.copy_(self.out)
+            backward(self.ones, self.scratch, None, self.kept)
+            forward(self.scratch, self.scratch)
+            self.out.copy_(self.scratch)
+        elif uses is Uses.INPUT:  # the input, kept
+            self.kept.copy_(self.out)
+            forward(self.out, self.out)
+        elif uses is Uses.OUTPUT:
+            forward(self.out, self.out)
+        # Uses.NOTHING: the identity in place is nothing to do
+
+    def backward(self) -> None:
+        """The activation's derivative applied to ``grad``, in place."""
+        _, backward, uses = self.kernels
+        if uses is Uses.DERIVATIVE:
+            torch.mul(self.grad, self.kept, out=self.grad)
+        elif uses is Uses.INPUT:
+            backward(self.grad, self.kept, self.out, self.grad)
+        else:  # reads the output, or nothing
+            backward(self.grad, None, self.out, self.grad)
+
+
+@dataclass(eq=False)
+class _Layer:
+    """One linear layer of a chunk, with its activation: views of the step's buffers.
+
+    Attributes:
+        inputs: the layer's input with its column of ones, ``(C, n, fan_in + 1)``: the
+            chunk's input, or the layer below's activations.
+        inputs_t: ``inputs`` transposed, for the gradient of the weights and bias.
+        weights: the packed weights and bias, ``(C, fan_in + 1, fan_out)``, bias last.
+        weights_t: the weights without the bias, transposed: they carry gradients down.
+        grad: the gradient of ``weights``, written by every backward pass.
+        out: the layer's product, ``(C, n, fan_out)``; for a hidden layer the columns
+            beside the next layer's column of ones, where its activation is applied.
+        out_grad: for a hidden layer, the gradient with respect to ``out``.
+        runs: for a hidden layer, its activation's runs over ``out`` and ``out_grad``.
+    """
+
+    inputs: torch.Tensor
+    inputs_t: torch.Tensor
+    weights: torch.Tensor
+    weights_t: torch.Tensor
+    grad: torch.Tensor
+    out: torch.Tensor
+    out_grad: torch.Tensor | None = None
+    runs: list[_Run] = field(default_factory=list)
+
+    def forward(self) -> None:
+        """The layer's product, straight into ``out``, then its activation there in place."""
+        torch.bmm(self.inputs, self.weights, out=self.out)
+        for run in self.runs:
+            run.forward()
+
+
+@dataclass(eq=False)
+class _Chunk:
+    """Members ``[start, stop)`` of the ensemble, taken through the step together."""
+
+    start: int
+    stop: int
+    layers: list[_Layer]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The outputs on inputs ``x`` (shared, or the chunk's own), ``(C, n, out_dim)``."""
+        self.layers[0].inputs[..., :-1].copy_(x)
+        for layer in self.layers:
+            layer.forward()
+        return self.layers[-1].out
+
+    def backward(self, g: torch.Tensor) -> None:
+        """Every layer's gradient, from ``g``, the gradient with respect to the outputs."""
+        layers = self.layers
+        for k in range(len(layers) - 1, 0, -1):
+            layer, below = layers[k], layers[k - 1]
+            torch.bmm(layer.inputs_t, g, out=layer.grad)
+            torch.bmm(g, layer.weights_t, out=below.out_grad)
+            for run in below.runs:
+                run.backward()  # the activation's derivative, in place
+            g = below.out_grad
+        torch.bmm(layers[0].inputs_t, g, out=layers[0].grad)
+
+
+@dataclass(eq=False)
+class _Buffers:
+    """The tensors of a step on batches of ``n`` examples, sized for the largest chunk.
+
+    Attributes:
+        inputs: the input with its column of ones, ``(M, n, in_dim + 1)``.
+        hidden: each hidden layer's activations with a column of ones, ``(M, n, width + 1)``.
+        grads: two gradients with respect to a hidden layer's output, ``(M, n, width)``,
+            one layer's in the one, the layer below's in the other.
+        kept: for each hidden layer, what the runs whose backward reads the input keep.
+        scratch: the contiguous tensor of the ``Uses.DERIVATIVE`` runs, every layer's.
+        ones: ones of the scratch's shape, the gradient their derivative is taken of.
+        out: the outputs, ``(M, n, out_dim)``.
+        chunks: the chunks of members, one after the other, each on views of these.
+    """
+
+    inputs: torch.Tensor
+    hidden: list[torch.Tensor]
+    grads: list[torch.Tensor]
+    kept: list[torch.Tensor]
+    scratch: torch.Tensor
+    ones: torch.Tensor
+    out: torch.Tensor
+    chunks: list[_Chunk] = field(default_factory=list)
 
 
 class HandStep:
@@ -36,10 +176,10 @@ class HandStep:
       gradient). The model's ``weights[k]`` and ``biases[k]`` become views of these
       tensors, so they always hold the trained values;
     * every run of members sharing an activation is computed by the kernels autograd
-      would use for it (see :func:`~actlab.ensemble.kernels.kernels_of`), on views of the layer's buffers that are
-      sliced once, and its derivative is applied in place. Float32 GELU goes to
-      oneDNN, which leaves a strided ``out`` unwritten, so it runs in place in a
-      contiguous scratch tensor and is copied beside the column of ones.
+      would use for it (see :func:`~actlab.ensemble.kernels.kernels_of`), on views of
+      the layer's buffers that are sliced once, and its derivative is applied in place.
+      Float32 GELU goes to oneDNN, which leaves a strided ``out`` unwritten, so it runs
+      in place in a contiguous scratch tensor and is copied beside the column of ones.
       The activations then equal the module's bit for bit where a row of a layer
       (its width) is a whole number of the CPU's vector loop, e.g. 64; in narrower
       or ragged rows the last elements take a kernel's scalar path, equal to
@@ -55,7 +195,8 @@ class HandStep:
       elements, as in an ensemble of another make-up.
 
     Only for members without a norm whose activations all have kernels (every
-    activation of the course); :func:`~actlab.ensemble.train_ensemble` uses autograd otherwise.
+    activation of the course); :func:`~actlab.ensemble.train_ensemble` uses autograd
+    otherwise.
     """
 
     def __init__(self, model: EnsembleMLP, chunk: int | None = None) -> None:
@@ -71,9 +212,7 @@ class HandStep:
                 W.data, b.data = packed[:, :-1], packed[:, -1:]
                 packed.grad = torch.zeros_like(packed)  # written by every backward pass
                 self.layers.append(packed)
-        # The transposed weights (without the bias row) that carry gradients down.
-        self._weights_t = [p[:, :-1].transpose(1, 2) for p in self.layers]
-        self._buffers: dict[int, dict[str, Any]] = {}
+        self._buffers: dict[int, _Buffers] = {}
 
     @staticmethod
     def supports(model: EnsembleMLP) -> bool:
@@ -89,11 +228,11 @@ class HandStep:
         """How many members one pass of the step takes at a time, on batches of ``n`` examples.
 
         On the CPU, as many as fit one layer's work for them in a core's level-2 cache
-        (:func:`actlab.engine.device.l2_cache_bytes`): per member, that layer's input, output
-        and gradient and its weights and their gradient, for the layer with the most of
-        them. One core's cache whatever the thread count, so that the chunks, and with
-        them the numbers, do not depend on it. On other devices, every member; where the
-        step was given ``chunk``, that many.
+        (:func:`actlab.engine.device.l2_cache_bytes`): per member, that layer's input,
+        output and gradient and its weights and their gradient, for the layer with the
+        most of them. One core's cache whatever the thread count, so that the chunks, and
+        with them the numbers, do not depend on it. On other devices, every member; where
+        the step was given ``chunk``, that many.
         """
         if self.chunk is not None:
             return self.chunk
@@ -107,8 +246,8 @@ class HandStep:
         )
         return max(1, min(self.model.size, budget // per_member))
 
-    def _buffers_for(self, n: int, x: torch.Tensor) -> dict[str, Any]:
-        """The buffers of a step on ``n`` examples, and each chunk's calls bound to them.
+    def _buffers_for(self, n: int, x: torch.Tensor) -> _Buffers:
+        """The buffers of a step on ``n`` examples, and its chunks of members on them.
 
         The members are taken in chunks (:func:`chunk_members`, at most
         :meth:`members_per_chunk` each), one after the other: forward, loss and backward
@@ -119,12 +258,12 @@ class HandStep:
         Each layer's product goes straight into that layer's activation buffer (beside
         its column of ones), and every activation is applied there in place while the
         buffer is still in cache. Only what the backward pass reads is kept besides:
-        for the runs whose derivative reads the input, that derivative (``uses ==
-        "d"``) or a copy of the input (``"z"``). A ``"d"`` run takes a round trip
-        through a contiguous scratch tensor that every layer reuses, in cache too: its
-        kernels then see memory laid out as in the ungrouped network (float32 GELU
-        goes to oneDNN, which would read a strided input otherwise than the module's
-        and leaves a strided output unwritten).
+        for the runs whose derivative reads the input, that derivative
+        (``Uses.DERIVATIVE``) or a copy of the input (``Uses.INPUT``). A
+        ``Uses.DERIVATIVE`` run takes a round trip through a contiguous scratch tensor
+        that every layer reuses, in cache too: its kernels then see memory laid out as in
+        the ungrouped network (float32 GELU goes to oneDNN, which would read a strided
+        input otherwise than the module's and leaves a strided output unwritten).
         """
         bufs = self._buffers.get(n)
         if bufs is not None:
@@ -139,66 +278,58 @@ class HandStep:
             for c0, c1 in spans
         ]
         M = max(c1 - c0 for c0, c1 in spans)
-        kept_rows = max(sum(e - s for s, e, k in rl if k[2] in ("d", "z")) for rl in local)
-        longest = max((e - s for rl in local for s, e, k in rl if k[2] == "d"), default=0)
+        kept_rows = max(sum(e - s for s, e, k in rl if k.uses in _KEEPS) for rl in local)
+        longest = max(
+            (e - s for rl in local for s, e, k in rl if k.uses is Uses.DERIVATIVE), default=0
+        )
         kw = dict(dtype=x.dtype, device=x.device)
-        x1 = torch.ones(M, n, in_dim + 1, **kw)  # the input, with its column of ones
-        a = [torch.ones(M, n, width + 1, **kw) for _ in range(hidden)]  # ones column kept
-        g = [torch.empty(M, n, width, **kw) for _ in range(2)]
+        inputs = torch.ones(M, n, in_dim + 1, **kw)
+        activations = [torch.ones(M, n, width + 1, **kw) for _ in range(hidden)]
+        grads = [torch.empty(M, n, width, **kw) for _ in range(2)]
         kept = [torch.empty(kept_rows, n, width, **kw) for _ in range(hidden)]
-        z = torch.empty(longest, n, width, **kw)  # the scratch of the "d" runs
-        ones = torch.ones_like(z)  # the gradient a "d" derivative is taken of
-        out = torch.empty(M, n, out_dim, **kw)
-        chunks = []
+        scratch = torch.empty(longest, n, width, **kw)
+        bufs = _Buffers(
+            inputs=inputs, hidden=activations, grads=grads, kept=kept, scratch=scratch,
+            ones=torch.ones_like(scratch), out=torch.empty(M, n, out_dim, **kw),
+        )  # fmt: skip
         for (c0, c1), chunk_runs in zip(spans, local, strict=True):
-            C = c1 - c0
-            layers = [p[c0:c1] for p in self.layers]
-            xc, ac, oc = x1[:C], [t[:C] for t in a], out[:C]
-            fwd: list[list[Callable[[], Any]]] = []
-            bwd: list[list[Callable[[], Any]]] = []
-            for k in range(hidden):
-                h, y, gk = xc if k == 0 else ac[k - 1], ac[k][..., :-1], g[(k + 1) % 2][:C]
-                fwd.append([functools.partial(torch.bmm, h, layers[k], out=y)])
-                bwd.append([])  # layer k + 1's backward writes g[(k + 1) % 2]
-                row = 0  # the next free row of kept[k]
-                for s, e, (forward, backward, uses) in chunk_runs:
-                    ys, gs = y[s:e], gk[s:e]  # views: the whole tensors for one run
-                    if uses in ("d", "z"):
-                        kept_s, row = kept[k][row : row + e - s], row + e - s
-                    if uses == "d":  # the derivative, taken now; the backward is a product
-                        zs = z[: e - s]
-                        fwd[k] += [
-                            functools.partial(zs.copy_, ys),
-                            functools.partial(backward, ones[: e - s], zs, None, kept_s),
-                            functools.partial(forward, zs, zs),
-                            functools.partial(ys.copy_, zs),
-                        ]  # fmt: skip
-                        bwd[k].append(functools.partial(torch.mul, gs, kept_s, out=gs))
-                        continue
-                    if uses == "z":  # the input, kept
-                        fwd[k].append(functools.partial(kept_s.copy_, ys))
-                        bwd[k].append(functools.partial(backward, gs, kept_s, ys, gs))
-                    else:  # reads the output, or nothing
-                        bwd[k].append(functools.partial(backward, gs, None, ys, gs))
-                    if uses:  # the identity in place is nothing to do
-                        fwd[k].append(functools.partial(forward, ys, ys))
-            chunks.append({
-                "span": (c0, c1), "x1": xc, "fwd": fwd, "bwd": bwd, "out": oc,
-                "layers": layers, "grads": [p.grad[c0:c1] for p in self.layers],
-                "weights_t": [w[c0:c1] for w in self._weights_t],
-                "a_t": [t.transpose(1, 2) for t in ac], "g": [t[:C] for t in g],
-                "last": ac[-1] if hidden else xc,
-            })  # fmt: skip
-        bufs = {"x1": x1, "a": a, "g": g, "kept": kept, "z": z, "ones": ones, "out": out}
-        bufs["chunks"] = chunks
+            bufs.chunks.append(self._chunk(bufs, c0, c1, chunk_runs))
         self._buffers[n] = bufs
         return bufs
+
+    def _chunk(
+        self, bufs: _Buffers, c0: int, c1: int, runs: list[tuple[int, int, Kernels]]
+    ) -> _Chunk:
+        """Members ``[c0, c1)`` on views of ``bufs``; ``runs`` numbered from ``c0``."""
+        C = c1 - c0
+        inputs = [bufs.inputs[:C], *(t[:C] for t in bufs.hidden)]
+        outs = [t[..., :-1] for t in inputs[1:]] + [bufs.out[:C]]
+        layers = []
+        for k, packed in enumerate(p[c0:c1] for p in self.layers):
+            layer = _Layer(
+                inputs=inputs[k], inputs_t=inputs[k].transpose(1, 2), weights=packed,
+                weights_t=packed[:, :-1].transpose(1, 2), grad=self.layers[k].grad[c0:c1],
+                out=outs[k],
+            )  # fmt: skip
+            if k < len(self.layers) - 1:  # a hidden layer: its activation
+                layer.out_grad = bufs.grads[(k + 1) % 2][:C]
+                row = 0  # the next free row of kept[k]
+                for s, e, kern in runs:
+                    run = _Run(kern, layer.out[s:e], layer.out_grad[s:e])
+                    if kern.uses in _KEEPS:
+                        run.kept, row = bufs.kept[k][row : row + e - s], row + e - s
+                    if kern.uses is Uses.DERIVATIVE:
+                        run.scratch, run.ones = bufs.scratch[: e - s], bufs.ones[: e - s]
+                    layer.runs.append(run)
+            layers.append(layer)
+        return _Chunk(c0, c1, layers)
 
     def __call__(self, x: torch.Tensor, y: torch.Tensor, loss: str) -> torch.Tensor:
         """Forward and backward pass on ``(x, y)``: fills every ``layers[k].grad``.
 
         ``x`` is ``(n, in_dim)`` or ``(E, n, in_dim)`` (one set per member), ``y`` the
-        targets of :func:`~actlab.ensemble.loss.loss_per_member`, likewise shared or one set per member.
+        targets of :func:`~actlab.ensemble.loss.loss_per_member`, likewise shared or one
+        set per member.
 
         Returns:
             The loss of each member, shape ``(E,)``, before the update.
@@ -208,24 +339,11 @@ class HandStep:
         y_each = y.dim() == shared_dims("y", loss) + 1
         losses = []
         with torch.no_grad():
-            for c in bufs["chunks"]:
-                c0, c1 = c["span"]
-                c["x1"][..., :-1].copy_(x[c0:c1] if x_each else x)
-                for calls in c["fwd"]:
-                    for call in calls:
-                        call()
-                layers, grads = c["layers"], c["grads"]
-                torch.bmm(c["last"], layers[-1], out=c["out"])
-                per_member, g = loss_and_grad(c["out"], y[c0:c1] if y_each else y, loss)
+            for c in bufs.chunks:
+                out = c.forward(x[c.start : c.stop] if x_each else x)
+                per_member, g = loss_and_grad(out, y[c.start : c.stop] if y_each else y, loss)
                 losses.append(per_member)
-                for k in range(len(layers) - 1, 0, -1):
-                    torch.bmm(c["a_t"][k - 1], g, out=grads[k])
-                    g_below = c["g"][k % 2]
-                    torch.bmm(g, c["weights_t"][k], out=g_below)
-                    for call in c["bwd"][k - 1]:
-                        call()  # the activation's derivative, in place
-                    g = g_below
-                torch.bmm(c["x1"].transpose(1, 2), g, out=grads[0])
+                c.backward(g)
         return losses[0] if len(losses) == 1 else torch.cat(losses)
 
 

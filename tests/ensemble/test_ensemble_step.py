@@ -55,10 +55,10 @@ def test_hand_written_step_applies_each_module_as_it_would(width: int) -> None:
     hand(x, torch.tensor(y, dtype=torch.float32), "mse")
     bufs = hand._buffers[len(X)]
     gen = torch.Generator().manual_seed(11)
-    h = bufs["x1"]
+    h = bufs.inputs
     for k in range(DEPTH):
         z = torch.bmm(h, hand.layers[k])  # contiguous, as nn.Linear's output is
-        y_k = bufs["a"][k][..., :-1]
+        y_k = bufs.hidden[k][..., :-1]
         assert not y_k.is_contiguous()
         for s, e, phi, (_, backward, uses) in model.runs:
             name = f"layer {k}, {type(phi).__name__}"
@@ -69,7 +69,7 @@ def test_hand_written_step_applies_each_module_as_it_would(width: int) -> None:
                 backward(g, None, y_k[s:e], got)
                 backward(g, None, y_k[s:e].contiguous(), ref)
                 same(got, ref, f"{name}, derivative")
-        h = bufs["a"][k]
+        h = bufs.hidden[k]
 
 
 @pytest.mark.parametrize("loss", ["mse", "ce"])
@@ -218,7 +218,7 @@ def test_chunked_step_is_the_unchunked_step(dtype: torch.dtype, loss: str) -> No
             losses.append(hand(*((xe, te) if step % 2 else (x, t)), loss))
             grads += [p.grad.clone() for p in hand.layers]
             opt.step()
-        spans = [c["span"] for c in hand._buffers[len(X)]["chunks"]]
+        spans = [(c.start, c.stop) for c in hand._buffers[len(X)].chunks]
         return spans, [torch.stack(losses), *grads, *hand.layers]
 
     spans, ref = train(E)
