@@ -25,7 +25,8 @@ import pytest
 from conftest import ROOT, assignments
 from test_autograder import require_sandbox
 
-from autograder.mutation import load_accepted, mutants_of_cell, visible_test_helpers
+from autograder.mutants import mutants_of_cell, visible_test_helpers
+from autograder.mutation import load_accepted
 
 CODE_SLIPS = ("sign", "off_by_one", "boundary", "axis", "exact")
 TAG = re.compile(r"<[^>]+>")

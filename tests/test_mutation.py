@@ -8,15 +8,8 @@ import nbformat
 import pytest
 from conftest import ROOT, assignments
 
-from autograder.mutation import (
-    defined_names,
-    load_accepted,
-    markdown,
-    mutants_of_cell,
-    notebook_mutants,
-    run_notebook,
-    visible_test_helpers,
-)
+from autograder.mutants import mutants_of_cell, notebook_mutants, visible_test_helpers
+from autograder.mutation import defined_names, load_accepted, markdown, run_notebook
 
 ACCEPTED_FILE = ROOT / "benchmarks" / "mutation_accepted.toml"
 NEVER_ACCEPTABLE = {"stub", "test_helper", "hardcode"}
