@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 from actlab.engine.device import Stopwatch, describe_device, get_device
 from actlab.engine.device import cpu_threads as limit_cpu_threads
 
-from .loss import loss_per_member, shared_dims
+from .loss import check_loss, loss_per_member, shared_dims
 from .members import Member, build_member
 from .model import EnsembleMLP
 from .optim import StackedOptimizer
@@ -75,6 +75,52 @@ def epoch_batches(
         return None
     gen = torch.Generator().manual_seed(data_seed * 100_003 + epoch)
     return list(torch.randperm(n, generator=gen).split(batch_size))
+
+
+class _Data(NamedTuple):
+    """Training data on its device, and the output width it calls for."""
+
+    device: torch.device
+    X: torch.Tensor
+    y: torch.Tensor
+    out_dim: int
+
+
+def _prepare(
+    X: np.ndarray | torch.Tensor,
+    y: np.ndarray | torch.Tensor,
+    loss: str,
+    dtype: torch.dtype,
+    device: torch.device | str | None,
+    members: int | None = None,
+) -> _Data:
+    """``X`` and ``y`` as tensors on ``device`` (default :func:`get_device`), checked.
+
+    Inputs take ``dtype``, and so do the targets of ``"mse"``; class indices are
+    ``torch.long``. Where ``members`` is given, ``X`` and ``y`` may each also hold one
+    set per member (a leading dim of that size). The output width is the targets' last
+    dim for ``"mse"`` and the number of classes for ``"ce"``.
+    """
+    check_loss(loss)
+    device = torch.device(device) if device is not None else get_device()
+    X_t = torch.as_tensor(
+        np.asarray(X) if not torch.is_tensor(X) else X, dtype=dtype, device=device
+    )
+    y_dtype = torch.long if loss == "ce" else dtype
+    y_t = torch.as_tensor(
+        np.asarray(y) if not torch.is_tensor(y) else y, dtype=y_dtype, device=device
+    )
+    for name, t in (("X", X_t), ("y", y_t)):
+        dims = shared_dims(name, loss)
+        if members is not None and t.dim() == dims + 1:
+            if t.shape[0] != members:
+                raise ValueError(f"per-member {name} has {t.shape[0]} sets for {members} members")
+        elif t.dim() != dims:
+            raise ValueError(f"{name} has shape {tuple(t.shape)}; see the docstring")
+    if X_t.shape[-2] != y_t.shape[-1 if loss == "ce" else -2]:
+        raise ValueError(f"X and y hold different numbers of examples: {X_t.shape}, {y_t.shape}")
+    out_dim = int(y_t.max().item()) + 1 if loss == "ce" else y_t.shape[-1]
+    return _Data(device, X_t, y_t, out_dim)
 
 
 class Trainer:
@@ -226,24 +272,8 @@ def train_ensemble(
     Returns:
         An :class:`EnsembleResult`.
     """
-    device = torch.device(device) if device is not None else get_device()
-    X_t = torch.as_tensor(
-        np.asarray(X) if not torch.is_tensor(X) else X, dtype=dtype, device=device
-    )
-    y_dtype = torch.long if loss == "ce" else dtype
-    y_t = torch.as_tensor(
-        np.asarray(y) if not torch.is_tensor(y) else y, dtype=y_dtype, device=device
-    )
     E = len(members)
-    for name, t in (("X", X_t), ("y", y_t)):
-        feature_dims = shared_dims(name, loss)
-        if t.dim() == feature_dims + 1 and t.shape[0] != E:
-            raise ValueError(f"per-member {name} has {t.shape[0]} sets for {E} members")
-        if t.dim() not in (feature_dims, feature_dims + 1):
-            raise ValueError(f"{name} has shape {tuple(t.shape)}; see the docstring")
-    if X_t.shape[-2] != y_t.shape[-1 if loss == "ce" else -2]:
-        raise ValueError(f"X and y hold different numbers of examples: {X_t.shape}, {y_t.shape}")
-    out_dim = int(y_t.max().item()) + 1 if loss == "ce" else y_t.shape[-1]
+    device, X_t, y_t, out_dim = _prepare(X, y, loss, dtype, device, members=E)
     model = EnsembleMLP(members, X_t.shape[-1], width, depth, out_dim, dtype=dtype).to(device)
     lrs = torch.tensor([m.lr for m in model.members], dtype=dtype, device=device)
     trainer = Trainer(model, lrs, optimizer=optimizer, momentum=momentum, loss=loss)
@@ -295,23 +325,14 @@ def train_single(
 
     ``benchmarks/bench_ensemble.py`` times a Python loop of these against
     :func:`train_ensemble`, and chapter 6 times one network per activation with it.
-    The batches are those of :func:`epoch_batches`, as in the ensemble.
+    The batches are those of :func:`epoch_batches`, as in the ensemble. ``X`` and ``y``
+    are as for :func:`train_ensemble`, one set for the one network.
 
     Returns:
         The loss per epoch (mean over the epoch's steps), shape ``(num_epochs,)``.
     """
-    device = torch.device(device) if device is not None else get_device()
-    X_t = torch.as_tensor(
-        np.asarray(X) if not torch.is_tensor(X) else X, dtype=torch.float32, device=device
-    )
-    y_dtype = torch.long if loss == "ce" else torch.float32
-    y_t = torch.as_tensor(
-        np.asarray(y) if not torch.is_tensor(y) else y, dtype=y_dtype, device=device
-    )
-    out_dim = int(y_t.max().item()) + 1 if loss == "ce" else y_t.shape[1]
-    loss_fn = {"mse": F.mse_loss, "ce": F.cross_entropy}.get(loss)
-    if loss_fn is None:
-        raise ValueError(f"unknown loss {loss!r}; use 'mse' or 'ce'")
+    device, X_t, y_t, out_dim = _prepare(X, y, loss, torch.float32, device)
+    loss_fn = {"mse": F.mse_loss, "ce": F.cross_entropy}[loss]
     net = build_member(member, X_t.shape[1], width, depth, out_dim).to(device)
     if optimizer == "adam":
         opt: torch.optim.Optimizer = torch.optim.Adam(net.parameters(), lr=member.lr)

@@ -133,6 +133,15 @@ def test_rejects_bad_arguments() -> None:
         EnsembleMLP([], 2, 2, 1, 1)
     with pytest.raises(ValueError, match="unknown activation"):
         EnsembleMLP([Member(0, activation="nope")], 2, 2, 1, 1)
+    with pytest.raises(ValueError, match="unknown loss"):
+        train_ensemble([Member(0)], X, y, depth=1, width=2, num_epochs=1, loss="l1", progress=False)
+    with pytest.raises(ValueError, match="unknown loss"):
+        train_single(Member(0), X, y, depth=1, width=2, num_epochs=1, loss="l1", device="cpu")
+    # one network trains on one set: no leading member axis
+    with pytest.raises(ValueError, match="X has shape"):
+        train_single(Member(0), X[None], y, depth=1, width=2, num_epochs=1, device="cpu")
+    with pytest.raises(ValueError, match="different numbers of examples"):
+        train_single(Member(0), X, y[:-1], depth=1, width=2, num_epochs=1, device="cpu")
 
 
 @pytest.mark.parametrize("optimizer", ["adam", "sgd"])
