@@ -7,9 +7,17 @@ import os
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 from actlab.engine import device
-from actlab.engine.device import auto_threads, choose_threads, cpu_threads, other_load, usable_cores
+from actlab.engine.device import (
+    auto_threads,
+    choose_threads,
+    cpu_threads,
+    get_device,
+    other_load,
+    usable_cores,
+)
 
 
 @pytest.mark.parametrize(
@@ -234,3 +242,24 @@ def test_l2_cache_bytes_reads_the_level_2_cache_of_a_core_this_process_runs_on(
 )  # fmt: skip
 def test_cache_sizes_as_linux_writes_them(text: str, expected: int | None) -> None:
     assert device._size_bytes(text) == expected
+
+
+def test_device_choice_can_be_forced(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ACTLAB_DEVICE", "cpu")
+    assert get_device() == torch.device("cpu")
+    assert isinstance(get_device(), torch.device)
+    assert isinstance(nn.Linear(1, 1).to(get_device()), nn.Linear)
+
+
+def test_cpu_threads_is_scoped() -> None:
+    from actlab.engine.device import cpu_threads
+
+    before = torch.get_num_threads()
+    with cpu_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with cpu_threads(None):
+        assert torch.get_num_threads() == before
+    with pytest.raises(RuntimeError), cpu_threads(1):
+        raise RuntimeError("restored even when the block fails")
+    assert torch.get_num_threads() == before

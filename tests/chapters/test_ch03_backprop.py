@@ -20,7 +20,7 @@ from actlab.chapters.ch03_backprop import (
     slope_factors,
     vanishing_bound,
 )
-from actlab.engine.models import init_mlp_, mlp
+from actlab.engine.models import mlp
 
 
 @pytest.mark.parametrize("activation", ["sigmoid", "tanh", "relu", "gelu"])
@@ -80,30 +80,6 @@ def test_layer_grad_norms_match_manual() -> None:
     norms = layer_grad_norms(model)
     expected = [model[i].weight.grad.pow(2).sum().sqrt().item() for i in (0, 2, 4)]
     np.testing.assert_allclose(norms, expected, rtol=1e-6)
-
-
-@pytest.mark.parametrize(
-    "scheme, variance", [("xavier", 2 / (400 + 300)), ("he", 2 / 400), ("normal:0.1", 0.01)]
-)
-def test_init_schemes_have_their_variance(scheme: str, variance: float) -> None:
-    torch.manual_seed(0)
-    model = init_mlp_(mlp(400, 300, 1, 300, activation="relu"), scheme)
-    w = model[2].weight.detach()
-    first = model[0].weight.detach()
-    assert first.var().item() == pytest.approx(variance, rel=0.05)
-    assert model[0].bias.abs().max().item() == 0.0
-    assert w.shape == (300, 300)
-    with pytest.raises(ValueError, match="unknown init"):
-        init_mlp_(mlp(2, 2, 1, 1), "orthogonal")
-
-
-def test_default_init_is_untouched() -> None:
-    torch.manual_seed(1)
-    a = mlp(4, 4, 1, 1)
-    torch.manual_seed(1)
-    b = init_mlp_(mlp(4, 4, 1, 1), "default")
-    for p, q in zip(a.parameters(), b.parameters(), strict=True):
-        assert torch.equal(p, q)
 
 
 def test_positive_inputs_give_same_sign_gradients() -> None:

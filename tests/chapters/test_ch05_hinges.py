@@ -10,7 +10,6 @@ import torch
 from torch import nn
 
 from actlab.chapters import ch05_hinges as R
-from actlab.engine.data import per_member_targets
 from actlab.ensemble import Member, build_member, members_grid, train_ensemble
 
 
@@ -417,13 +416,3 @@ def test_the_partition_palette_is_the_course_palette_in_its_order() -> None:
     assert drawn == {c.upper() for c in CATEGORICAL}
     lines = ax.lines
     assert len({str(line.get_linestyle()) for line in lines}) == len(lines), "one style per unit"
-
-
-def test_per_member_targets() -> None:
-    x = np.linspace(-1, 1, 9)
-    X, y = per_member_targets(["|x|", "step", "x³"], x)
-    assert X.shape == y.shape == (3, 9, 1)
-    np.testing.assert_allclose(y[0, :, 0], np.abs(x))
-    np.testing.assert_allclose(y[1, :, 0], (x > 0).astype(float))
-    np.testing.assert_allclose(y[2, :, 0], x**3)
-    np.testing.assert_array_equal(X[2, :, 0], x)

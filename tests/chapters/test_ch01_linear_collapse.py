@@ -1,4 +1,5 @@
-"""Chapter 1's geometry helpers: probabilities, accuracy, training, grids."""
+"""Chapter 1's library: collapse, the affinity test and rank; and the geometry helpers
+(probabilities, accuracy, training, decision boundaries, bent grids)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,11 @@ from torch import nn  # noqa: E402
 
 from actlab.chapters.ch01_linear_collapse import (  # noqa: E402
     accuracy,
+    collapse,
+    collapse_module,
+    collapsed_rank,
     grid_lines,
+    is_affine,
     map_through,
     plot_boundary,
     plot_grid,
@@ -23,6 +28,65 @@ from actlab.chapters.ch01_linear_collapse import (  # noqa: E402
 from actlab.engine.data import circles  # noqa: E402
 from actlab.engine.device import set_seed  # noqa: E402
 from actlab.engine.models import mlp  # noqa: E402
+
+
+def random_layers(
+    widths: list[int], rng: np.random.Generator
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    return [(rng.normal(size=(o, i)), rng.normal(size=o)) for i, o in zip(widths, widths[1:])]
+
+
+def apply(layers, x):
+    for W, b in layers:
+        x = W @ x + b
+    return x
+
+
+def test_collapse_equals_layer_by_layer() -> None:
+    rng = np.random.default_rng(0)
+    layers = random_layers([3, 5, 4, 2], rng)
+    W, b = collapse(layers)
+    for x in rng.normal(size=(10, 3)):
+        np.testing.assert_allclose(W @ x + b, apply(layers, x), rtol=1e-12, atol=1e-12)
+
+
+def test_collapse_rejects_bad_chains() -> None:
+    with pytest.raises(ValueError):
+        collapse([])
+    with pytest.raises(ValueError, match="chain"):
+        collapse([(np.ones((3, 2)), np.zeros(3)), (np.ones((2, 4)), np.zeros(2))])
+
+
+def test_collapse_module_matches_the_stack_in_float32() -> None:
+    set_seed(1)
+    net = mlp(4, 16, 5, 3, activation="none")
+    one = collapse_module(net)
+    x = torch.randn(256, 4)
+    diff = (net(x) - one(x)).abs().max().item()
+    assert diff < 1e-5
+
+
+def test_collapse_module_refuses_a_nonlinear_network() -> None:
+    with pytest.raises(ValueError, match="not affine"):
+        collapse_module(mlp(2, 4, 2, 1, activation="relu"))
+
+
+def test_rank_is_capped_by_the_bottleneck() -> None:
+    rng = np.random.default_rng(2)
+    assert collapsed_rank(random_layers([6, 8, 2, 8], rng)) == 2
+    assert collapsed_rank(random_layers([6, 8, 8], rng)) == 6
+
+
+@pytest.mark.parametrize("act,expected", [("none", True), ("relu", False), ("tanh", False)])
+def test_is_affine(act: str, expected: bool) -> None:
+    set_seed(3)
+    net = mlp(3, 8, 3, 2, activation=act).double()
+
+    def f(x: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return net(torch.as_tensor(x)).numpy()
+
+    assert is_affine(f, 3) is expected
 
 
 def fixed_linear(weight: list[list[float]], bias: list[float]) -> nn.Linear:
