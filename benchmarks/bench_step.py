@@ -65,6 +65,14 @@ DEPTH, N = 10, 200
 ROOT = Path(__file__).resolve().parent.parent
 
 
+# Where the single-file trainer's imports live now (actlab.engine took them in).
+_MOVED_IMPORTS = (
+    ("from actlab.backprop import init_mlp_", "from actlab.engine.models import init_mlp_"),
+    ("from actlab.device import", "from actlab.engine.device import"),
+    ("from actlab.models import", "from actlab.engine.models import"),
+)
+
+
 def load_revision(rev: str) -> ModuleType:
     """The ensemble trainer as it was at git revision ``rev``, imported as its own module:
     the package ``actlab/ensemble/`` or, before it was one, ``actlab/ensemble.py``."""
@@ -78,6 +86,8 @@ def load_revision(rev: str) -> ModuleType:
     except (OSError, subprocess.CalledProcessError):
         src = None
     if src is not None:
+        for before, now in _MOVED_IMPORTS:
+            src = src.replace(before, now)
         path = folder / f"{name}.py"
         path.write_text(src)
         spec = importlib.util.spec_from_file_location(name, path)
