@@ -206,7 +206,7 @@ def plot_grid(ax: Axes, model: nn.Sequential, layer: int, lines: list[np.ndarray
             raise ValueError(f"layer {layer} has {mapped.shape[1]} units; a grid needs 2")
         # horizontal grid lines grey and solid, vertical ones reddish purple and dashed
         if i < n:
-            ax.plot(mapped[:, 0], mapped[:, 1], lw=0.7, color="#555555", ls="-")
+            ax.plot(mapped[:, 0], mapped[:, 1], lw=0.7, color="0.333", ls="-")  # dark grey
         else:
             ax.plot(mapped[:, 0], mapped[:, 1], lw=0.8, color=OKABE_ITO["reddish purple"], ls="--")
     ax.set_aspect("equal", adjustable="datalim")
