@@ -72,7 +72,7 @@ lab: env
 release: env
 	$(BIN)/python -m autograder release
 
-# Mutation testing of the graded notebooks (tests/test_mutation.py runs the same check).
+# Mutation testing of the graded notebooks (tests/autograder/test_mutation.py runs the same check).
 mutants: env
 	$(BIN)/python -m autograder.mutation --report benchmarks/MUTATION.md
 

@@ -43,7 +43,7 @@ tests, the markdown and the starter code would all count or would need extractin
 first), and it does not weigh a fingerprint by how many students in the class have it,
 which is what keeps the one short right answer from flagging everybody. The algorithm is
 a few hundred lines with the standard library alone; owning it keeps every step above
-true. The threshold of 0.8 comes from the tests' class (``tests/test_similarity.py``):
+true. The threshold of 0.8 comes from the tests' class (``tests/autograder/test_similarity.py``):
 three disguised copies scored 0.93 to 0.94, the 561 honest pairs at most 0.74.
 
 A high score is evidence for a person to look at, never a verdict: students are taught

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent / "autograder_fixtures"))
+sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
 
 import builders  # noqa: E402
 from builders import ASSIGNMENT, HIDDEN_MARK, NOTEBOOK  # noqa: E402

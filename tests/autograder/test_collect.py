@@ -14,6 +14,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import ROOT
 
 from autograder.collect import (
     extract_zip,
@@ -23,7 +24,7 @@ from autograder.collect import (
     student_id,
 )
 
-COURSE = Path(__file__).resolve().parent.parent
+COURSE = ROOT
 ASSIGNMENT = "ch05_hinges"
 RELEASE = COURSE / "exercises" / ASSIGNMENT
 OTHERS = sorted(

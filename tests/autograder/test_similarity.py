@@ -20,12 +20,13 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from conftest import ROOT
 
 from autograder import similarity as sim
 from autograder import similarity_report
 from autograder.cli import main as cli
 
-COURSE = Path(__file__).resolve().parent.parent
+COURSE = ROOT
 ASSIGNMENT = "ch05_hinges"
 RELEASE_NB = COURSE / "exercises" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
 N_HONEST = 34

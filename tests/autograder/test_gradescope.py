@@ -229,7 +229,7 @@ def test_a_broken_submission_gets_zero_and_the_reason(zip_path, notebooks, tmp_p
 @pytest.mark.slow
 def test_a_cell_without_hidden_tests_is_visible_at_once(tmp_path):
     require_sandbox()
-    sys.path.insert(0, str(Path(__file__).parent / "autograder_fixtures"))
+    sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
     import builders
 
     course = builders.make_course(tmp_path / "course")

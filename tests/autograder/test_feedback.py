@@ -38,7 +38,7 @@ BEGIN, END = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
 
 def _nbg(gid: str, *, grade=False, solution=False, points=None) -> dict:
     """nbgrader metadata as a course notebook has it: every cell but the answers locked."""
-    import builders  # tests/autograder_fixtures, put on the path by test_autograder
+    import builders  # tests/autograder/fixtures, put on the path by test_autograder
 
     return builders._nbg(gid, grade=grade, solution=solution, locked=not solution, points=points)
 
