@@ -32,10 +32,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 GLUE_MIME = "application/papermill.record/text/plain"
 
-# Glued keys that are timings (seconds, or which activation ran fastest): they measure
-# the machine at that moment, not what the code computes.
+# Glued keys that measure the machine at that moment, not what the code computes: times
+# (seconds, nanoseconds per element, a ratio of epoch times, which activation ran
+# fastest) and the device description with the thread count chosen from the load.
 VOLATILE = re.compile(
-    r"^(sym_seconds|sgd_seconds|rd_sweep_s|tx_seconds|t_shallow|t_deep|ms_(fast|slow|ratio)_.*)$"
+    r"^(sym_seconds|sgd_seconds|rd_sweep_s|tx_seconds|t_shallow|t_deep|ms_(fast|slow|ratio)_.*"
+    r"|relu_ns|gelu_ns|norm_cost|\w+_device)$"
 )
 
 
@@ -51,7 +53,10 @@ def glued_values(chapter: Path, timeout: int = 900) -> dict[str, str]:
     nb = jupytext.read(chapter)
     os.environ["ACTLAB_STATIC"] = "1"
     NotebookClient(
-        nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(chapter.parent)}}
+        nb,
+        timeout=timeout,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(chapter.parent)}},
     ).execute()
     values: dict[str, str] = {}
     for cell in nb.cells:
@@ -84,7 +89,9 @@ def reference_grades(workers: int) -> dict[str, dict[str, object]]:
             ):
                 (incoming / student).mkdir(parents=True)
                 shutil.copy(source, incoming / student / solution.name)
-            run = grade(ROOT, assignment, incoming, out=Path(tmp) / "out", workers=workers, progress=False)
+            run = grade(
+                ROOT, assignment, incoming, out=Path(tmp) / "out", workers=workers, progress=False
+            )
         for result in run.results:
             cells = {
                 gid: fields.get("score")
@@ -135,13 +142,13 @@ def compare(args: argparse.Namespace) -> int:
         a, b = before.get(key, "<absent>"), after.get(key, "<absent>")
         if a == b:
             continue
-        (timings if VOLATILE.match(key.split()[-1]) and key.startswith("glued") else changed).append(
-            f"{key}: {a!r} -> {b!r}"
-        )
+        (
+            timings if VOLATILE.match(key.split()[-1]) and key.startswith("glued") else changed
+        ).append(f"{key}: {a!r} -> {b!r}")
     glued = sum(k.startswith("glued") for k in keys)
     print(f"{len(keys)} values compared ({glued} glued, {len(keys) - glued} grades)")
     print(f"identical: {len(keys) - len(changed) - len(timings)}")
-    print(f"timings (differ between any two runs, not compared): {len(timings)}")
+    print(f"timings and load-dependent values (differ between runs, not compared): {len(timings)}")
     for line in timings:
         print("  " + line)
     print(f"changed: {len(changed)}")
