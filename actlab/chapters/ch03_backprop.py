@@ -1,17 +1,21 @@
-"""Backpropagation by hand (chapter 3): the scalar chain, vanishing bounds, gradient probes, init."""
+"""Backpropagation by hand (chapter 3): the scalar chain, vanishing bounds, gradient probes, init,
+and the explorer of gradient norms per layer."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
+from matplotlib.figure import Figure
 from torch import nn
 
 from actlab.engine.activations import get
 from actlab.engine.models import activation_module, linear_layers
+from actlab.presentation.explorer import Control, Explorer
 
 # ---------------------------------------------------------------------------
 # Activation values and slopes, from the activation registry (chapter 2)
@@ -280,3 +284,59 @@ def chain_gain(
     """
     cp = chain_pass(x, 0.0, [weight] * depth, [bias] * depth, activation)
     return float(abs(cp.dL_dx / cp.dL_da[-1])) if cp.dL_da[-1] != 0 else 0.0
+
+
+# ---------------------------------------------------------------------------
+# The explorer: gradient norms per layer at initialisation
+# ---------------------------------------------------------------------------
+
+GradTable = Mapping[tuple[int, str, str], np.ndarray]
+
+
+def gradient_norm_explorer(
+    grad_table: GradTable,
+    depths: Sequence[int],
+    activations: Sequence[str],
+    inits: Sequence[str],
+) -> Explorer:
+    """Chapter 3's explorer: depth x activation x initialisation -> gradient norm per layer.
+
+    Args:
+        grad_table: ``(depth, activation, init)`` -> the ``depth + 1`` weight-gradient
+            norms at initialisation, input side first (for example a mean over seeds of
+            :func:`actlab.ensemble.gradient_norms_at_init`).
+        depths, activations, inits: the values of the three controls, in display order.
+    """
+    return Explorer(
+        lambda depth, activation, init: gradient_norm_figure(grad_table, depth, activation, init),
+        [
+            Control("depth", list(depths), label="hidden layers"),
+            Control("activation", list(activations), kind="buttons"),
+            Control("init", list(inits), kind="buttons"),
+        ],
+        title="Depth × activation × initialisation → gradient norm per layer",
+        describe=lambda depth, activation, init: _describe_gradient_norms(
+            grad_table, depth, activation, init
+        ),
+    )
+
+
+def gradient_norm_figure(grad_table: GradTable, depth: int, activation: str, init: str) -> Figure:
+    """One frame of :func:`gradient_norm_explorer`: ``‖∂L/∂W‖`` per layer on a log axis."""
+    g = grad_table[depth, activation, init]
+    fig, ax = plt.subplots(figsize=(5, 2.8))
+    ax.plot(np.arange(1, depth + 2), g, marker="o", ms=3)
+    ax.set(
+        yscale="log", ylim=(1e-14, 1e2), xlim=(0.5, depth + 1.5), xlabel="layer (input side = 1)",
+        ylabel="‖∂L/∂W‖", title=f"{activation}, {init} init: first/last = {g[0] / g[-1]:.1e}",
+    )  # fmt: skip
+    return fig
+
+
+def _describe_gradient_norms(grad_table: GradTable, depth: int, activation: str, init: str) -> str:
+    """The finding of one frame: how far the first layer's gradient norm is below the last's."""
+    g = grad_table[depth, activation, init]
+    return (
+        f"{depth} hidden layers of {activation} with {init} initialisation: the first layer's gradient "
+        f"norm is {g[0] / g[-1]:.1e} times the last layer's"
+    )

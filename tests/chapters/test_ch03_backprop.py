@@ -13,6 +13,7 @@ from actlab.chapters.ch03_backprop import (
     chain_table,
     dphi,
     epochs_at_baseline,
+    gradient_norm_explorer,
     layer_grad_norms,
     max_slope,
     same_sign_fraction,
@@ -98,3 +99,31 @@ def test_positive_inputs_give_same_sign_gradients() -> None:
 def test_epochs_at_baseline() -> None:
     losses = np.array([[1.0, 1.0], [0.95, 1.0], [0.5, 0.99], [0.1, 0.98]])
     np.testing.assert_array_equal(epochs_at_baseline(losses, baseline=1.0), [2, 4])
+
+
+def test_gradient_norm_explorer_frames_change_with_the_controls() -> None:
+    from conftest import controls
+
+    depths, acts, inits = [2, 4], ["sigmoid", "relu"], ["xavier", "he"]
+    table = {
+        (d, act, init): np.geomspace(10.0 ** -(d * (k + 1) + j), 1.0, d + 1)
+        for d in depths
+        for k, act in enumerate(acts)
+        for j, init in enumerate(inits)
+    }
+    explorer = gradient_norm_explorer(table, depths, acts, inits)
+    assert explorer.n_frames == 8
+    assert len(set(explorer.render_all())) == 8
+    live = explorer.live()
+    depth, activation, init = controls(live)
+    text = live.children[-1]
+    before = text.value
+    depth.index = 1
+    assert text.value != before
+    activation.index = 1
+    init.index = 1
+    assert text.value == explorer.frame_text_html((1, 1, 1))
+    assert explorer.frame_alt((1, 1, 1)).startswith(
+        "4 hidden layers of relu with he initialisation: the first layer's gradient "
+        "norm is 1.0e-09 times the last layer's"
+    )
