@@ -198,3 +198,50 @@ def test_kept_mean_std_leaves_out_diverged_runs_and_says_so_when_none_is_left() 
     assert np.isnan(gone).all()
     assert format_mean_std(*gone) == "diverged"
     assert format_mean_std(mean, std) == "30.0 ± 16.3 %"
+
+
+def test_dead_units_explorer_frames_change_with_the_controls() -> None:
+    from conftest import controls
+
+    from actlab.chapters.ch04_dead_relu import dead_units_explorer
+    from actlab.ensemble import EnsembleResult, members_grid
+
+    members = members_grid(range(2), ["relu", "leaky_relu"], [1e-2, 1e-1], biases=[-5.0, None])
+    epochs, depth, width = np.array([0, 2, 4]), 3, 4
+    dead = np.zeros((len(epochs), len(members), depth, width), dtype=bool)
+    for t, e, layer in np.ndindex(dead.shape[:3]):
+        dead[t, e, layer, : (e + layer + t) % (width + 1)] = True
+    losses = np.full((4, len(members)), 0.5)
+    for e, m in enumerate(members):
+        if m.activation == "relu" and m.lr == 1e-1:
+            losses[-1, e] = 2.0  # above the baseline: diverged
+    result = EnsembleResult(
+        members, losses, np.array([0]), np.zeros((1, len(members), 4)), None, 0.0, "cpu"
+    )
+    history = DeadHistory(epochs, dead, dead)
+    explorer = dead_units_explorer(
+        result, history, 1.0, [1e-2, 1e-1], ["relu", "leaky_relu"], biases=[-5.0, None]
+    )
+    assert explorer.n_frames == 8
+    assert len(set(explorer.render_all())) == 8
+    live = explorer.live()
+    lr, activation, bias = controls(live)
+    text = live.children[-1]
+    assert text.value == explorer.frame_text_html((0, 0, 1))  # lr 0.01, ReLU, default bias
+    lr.index = 1
+    assert text.value == explorer.frame_text_html((1, 0, 1))
+    assert explorer.frame_alt((1, 0, 1)).startswith(
+        "ReLU, learning rate 0.1, hidden bias default: all 2 seeds diverged, nothing drawn"
+    )
+    lr.index, activation.index, bias.index = 0, 1, 0
+    assert text.value == explorer.frame_text_html((0, 1, 0))
+    shown = [
+        e
+        for e, m in enumerate(members)
+        if (m.activation, m.lr, m.bias) == ("leaky_relu", 1e-2, -5.0)
+    ]
+    end = 100 * dead[-1, shown].mean(axis=(0, 2))
+    assert explorer.frame_alt((0, 1, 0)).startswith(
+        f"Leaky ReLU, learning rate 0.01, hidden bias -5.0: after 4 epochs {end.mean():.0f} % of "
+        f"units are dead, layer 1 {end[0]:.0f} %, layer 3 {end[-1]:.0f} % (2 of 2 seeds shown)"
+    )
