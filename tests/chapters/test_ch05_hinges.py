@@ -416,3 +416,27 @@ def test_the_partition_palette_is_the_course_palette_in_its_order() -> None:
     assert drawn == {c.upper() for c in CATEGORICAL}
     lines = ax.lines
     assert len({str(line.get_linestyle()) for line in lines}) == len(lines), "one style per unit"
+
+
+def test_three_unit_explorer_frames_change_with_the_controls() -> None:
+    from conftest import controls
+
+    explorer = R.three_unit_explorer(w1s=[-1.0, 0.0, 2.0], b2s=[1.0], b3s=[0.0, -1.0])
+    assert explorer.n_frames == 6
+    assert len(set(explorer.render_all())) == 6
+    live = explorer.live()
+    w1, b2, b3 = controls(live)
+    text = live.children[-1]
+    assert text.value == explorer.frame_text_html((2, 0, 1))  # the start: w₁ = 2, b₂ = 1, b₃ = -1
+    w1.index = 1
+    assert text.value == explorer.frame_text_html((1, 0, 1))
+    assert explorer.frame_alt((1, 0, 1)).startswith(
+        "w₁ = 0, b₂ = 1, b₃ = -1: 3 pieces on the x₁-axis (hinges at -1, 1); the lines cut "
+        "the plane into 7 regions, 7 in general position"
+    )
+    w1.index, b3.index = 0, 0  # lines 1 and 3 are one line
+    assert text.value == explorer.frame_text_html((0, 0, 0))
+    assert explorer.frame_alt((0, 0, 0)).startswith(
+        "w₁ = -1, b₂ = 1, b₃ = 0: 3 pieces on the x₁-axis (hinges at -1, 0); the lines cut "
+        "the plane into 4 regions, 7 in general position"
+    )

@@ -13,10 +13,18 @@ This module computes those pieces exactly:
 * and the theoretical maxima of the literature (:func:`montufar_lower_bound`,
   :func:`serra_upper_bound`).
 
+The chapter's explorer (:func:`three_unit_explorer`) shows three units on the plane:
+their hinges on a line and the regions their lines cut.
+
 The networks are ``nn.Sequential`` models (for example an ensemble member,
 ``result.model.member_module(i)``) or lists of ``(W, b)`` pairs.
 """
 
+from actlab.chapters.ch05_hinges.explorer import (
+    three_unit_explorer,
+    three_units,
+    three_units_figure,
+)
 from actlab.chapters.ch05_hinges.lines import (
     IntervalFormulas,
     LinePartition,
@@ -61,4 +69,7 @@ __all__ = [
     "plot_partition",
     "serra_upper_bound",
     "stages_from_weights",
+    "three_unit_explorer",
+    "three_units",
+    "three_units_figure",
 ]
