@@ -7,9 +7,11 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
+from matplotlib.figure import Figure
 from torch import nn
 
 from actlab.engine.activations import LABELS, is_activation
@@ -17,7 +19,8 @@ from actlab.engine.data import DigitsSplit
 from actlab.engine.device import cpu_threads
 from actlab.engine.models import activation_module
 from actlab.ensemble import EnsembleMLP, EnsembleResult, Member, train_ensemble, train_single
-from actlab.presentation.figures import STYLES
+from actlab.presentation.explorer import Control, Explorer
+from actlab.presentation.figures import OKABE_ITO, STYLES
 
 
 def accuracy_probe(
@@ -275,3 +278,66 @@ def plot_accuracy_curves(ax, run: SwapRun, activations: Sequence[str], **select:
         )  # fmt: skip
         ax.fill_between(run.epochs, acc.min(1), acc.max(1), color=style.get("color"), alpha=0.12)
     ax.set(xlabel="epoch", ylabel="validation accuracy")
+
+
+def validation_curve_explorer(
+    run: SwapRun,
+    activations: Sequence[str],
+    lrs: Sequence[float],
+    reference: tuple[str, float] = ("relu", 1e-3),
+    norm: str = "none",
+    default_lr: float = 1e-3,
+) -> Explorer:
+    """Chapter 6's explorer: activation x learning rate -> validation accuracy over the epochs.
+
+    Each frame draws the mean and range over seeds of the members of ``run`` with that
+    activation and learning rate (and ``norm``), against the mean curve of the
+    ``reference`` (activation, learning rate) as a dashed grey line.
+
+    Args:
+        run: the swap experiment, its members of fields ``activation``, ``lr`` and ``norm``.
+        activations, lrs: the values of the two controls, in display order.
+        reference: the activation and learning rate drawn in every frame.
+        norm: the members' norm.
+        default_lr: the learning rate shown first.
+    """
+    ref_act, ref_lr = reference
+    ref = run.accuracy[:, run.where(activation=ref_act, lr=ref_lr, norm=norm)].mean(1)
+    ref_label = f"{LABELS.get(ref_act, ref_act)}, lr {ref_lr:g}"
+
+    def final_accuracy(activation: str, lr: float) -> np.ndarray:
+        return run.accuracy[-1, run.where(activation=activation, lr=lr, norm=norm)]
+
+    def draw(activation: str, lr: float) -> Figure:
+        fig, ax = plt.subplots(figsize=(5, 2.8))
+        ax.plot(run.epochs, ref, color=OKABE_ITO["grey"], ls="--", lw=1, label=ref_label)
+        plot_accuracy_curves(ax, run, [activation], lr=lr, norm=norm)
+        final = final_accuracy(activation, lr)
+        ax.set(
+            ylim=(0, 1),
+            title=f"{LABELS[activation]}, lr {lr:g}: {final.mean():.3f} ± {final.std():.3f}",
+        )
+        ax.legend(fontsize=7, loc="lower right")
+        return fig
+
+    def describe(activation: str, lr: float) -> str:
+        final = final_accuracy(activation, lr)
+        return (
+            f"{LABELS[activation]} at learning rate {lr:g}: validation accuracy after "
+            f"{int(run.epochs[-1])} epochs {final.mean():.3f} ± {final.std():.3f} over "
+            f"{len(final)} seeds, against {ref[-1]:.3f} for {LABELS.get(ref_act, ref_act)} "
+            f"at {ref_lr:g}"
+        )
+
+    return Explorer(
+        draw,
+        [
+            Control("activation", list(activations), kind="dropdown"),
+            Control("lr", list(lrs), label="learning rate", default=default_lr),
+        ],
+        dpi=70,
+        describe=describe,
+        title=(
+            f"Activation × learning rate → validation accuracy (digits, {run.depth} hidden layers)"
+        ),
+    )
