@@ -36,13 +36,19 @@ def imports(package: str) -> dict[str, set[str]]:
     found: dict[str, set[str]] = {}
     for path in sorted((ROOT / package).rglob("*.py")):
         names: set[str] = set()
+        name = module_name(path)
+        here = name if path.name == "__init__.py" else name.rpartition(".")[0]
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             if isinstance(node, ast.Import):
                 names |= {a.name for a in node.names}
-            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-                names.add(node.module)
-                names |= {f"{node.module}.{a.name}" for a in node.names}
-        found[module_name(path)] = names
+            elif isinstance(node, ast.ImportFrom):
+                base = (
+                    here.split(".")[: len(here.split(".")) - node.level + 1] if node.level else []
+                )
+                source = ".".join([*base, *([node.module] if node.module else [])])
+                names.add(source)
+                names |= {f"{source}.{a.name}" for a in node.names}
+        found[name] = names
     modules = set(found)
     return {
         m: {n for n in names if n in modules and n != m and n != package}
@@ -71,6 +77,12 @@ def circles(graph: dict[str, set[str]]) -> list[list[str]]:
         if module not in state:
             visit(module)
     return found
+
+
+def test_relative_imports_are_read_as_the_modules_they_name() -> None:
+    graph = imports("actlab")
+    assert "actlab.ensemble.loss" in graph["actlab.ensemble.probes"]  # from .loss import ...
+    assert "actlab.ensemble.train" in graph["actlab.ensemble"]
 
 
 def test_circles_finds_a_circle_and_only_one() -> None:
@@ -112,7 +124,9 @@ def test_actlab_layers_import_downwards_only() -> None:
 
 def test_chapter_modules_are_named_after_their_chapter() -> None:
     chapters = {p.stem for p in (ROOT / "book").glob("ch*.md")}
-    modules = {p.stem for p in (ROOT / "actlab" / "chapters").glob("ch*") if p.suffix in (".py", "")}
+    modules = {
+        p.stem for p in (ROOT / "actlab" / "chapters").glob("ch*") if p.suffix in (".py", "")
+    }
     assert modules <= chapters, f"chapter modules without a chapter: {modules - chapters}"
 
 
