@@ -440,3 +440,16 @@ def test_three_unit_explorer_frames_change_with_the_controls() -> None:
         "w₁ = -1, b₂ = 1, b₃ = 0: 3 pieces on the x₁-axis (hinges at -1, 0); the lines cut "
         "the plane into 4 regions, 7 in general position"
     )
+
+
+def test_region_count_probe_counts_every_member_exactly() -> None:
+    from actlab.ensemble import members_grid, train_ensemble
+
+    x = np.linspace(-np.pi, np.pi, 32)[:, None]
+    res = train_ensemble(members_grid(range(3), ["relu"]), x, np.sin(x), depth=2, width=6,
+                         num_epochs=5, progress=False, probe=R.region_count_probe(-np.pi, np.pi),
+                         probe_epochs=[0, 5])  # fmt: skip
+    assert sorted(res.probes) == [0, 5]
+    counts = [R.count_line_regions(res.model.member_module(i), -np.pi, np.pi) for i in range(3)]
+    assert res.probes[5] == counts, "the last probe sees the trained members"
+    assert all(isinstance(n, int) and 1 <= n <= 7 * 7 for n in res.probes[0])

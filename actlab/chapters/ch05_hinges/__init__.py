@@ -33,6 +33,7 @@ from actlab.chapters.ch05_hinges.lines import (
     hinge_points,
     interval_formulas,
     line_partition,
+    region_count_probe,
     stages_from_weights,
 )
 from actlab.chapters.ch05_hinges.plane import (
@@ -67,6 +68,7 @@ __all__ = [
     "pattern_ids",
     "plane_grid",
     "plot_partition",
+    "region_count_probe",
     "serra_upper_bound",
     "stages_from_weights",
     "three_unit_explorer",

@@ -3,8 +3,9 @@ partition of a line by a network of any depth."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from torch import nn
@@ -379,3 +380,13 @@ def count_line_regions(
 ) -> int:
     """Exact number of linear regions the segment meets (see :func:`line_partition`)."""
     return line_partition(net, lo, hi, origin, direction).n_regions
+
+
+def region_count_probe(lo: float, hi: float) -> Callable[[Any, Any], list[int]]:
+    """A probe for ``train_ensemble``: each member's exact region count on the segment
+    ``[lo, hi]`` of a 1-D input (the training inputs it is handed are not used)."""
+
+    def probe(model: Any, X: Any) -> list[int]:
+        return [count_line_regions(model.member_module(i), lo, hi) for i in range(model.size)]
+
+    return probe
