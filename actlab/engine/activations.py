@@ -382,7 +382,10 @@ def get(name: str) -> Activation:
 
 
 #: Each activation's name in legends and tables, by registry key ("none" is the identity).
-LABELS: dict[str, str] = {"none": "none", **{a.name: a.short or a.label for a in ACTIVATIONS.values()}}
+LABELS: dict[str, str] = {
+    "none": "none",
+    **{a.name: a.short or a.label for a in ACTIVATIONS.values()},
+}
 
 #: PyTorch's other elementwise activation modules: recognised in any network (chapter 6
 #: swaps them), though the course draws none of them. Softmax, LogSoftmax and Softmin are

@@ -215,6 +215,7 @@ def serra_upper_bound(in_dim: int, widths: Sequence[int]) -> int:
 
 # --------------------------------------------------------------------------- figures
 
+
 def plot_partition(
     ax: Axes,
     net: nn.Module | Sequence[Stage],
