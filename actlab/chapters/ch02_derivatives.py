@@ -26,6 +26,7 @@ from actlab.engine.activations import (
 )
 from actlab.presentation.explorer import Control, Explorer
 from actlab.presentation.figures import activation_style
+from actlab.presentation.units import format_duration
 
 # The explorer leaves out gelu_tanh: on a plot it is indistinguishable from exact GELU.
 EXPLORER_NAMES = ("sigmoid", "tanh", "relu", "leaky_relu", "elu", "gelu", "softplus", "silu")
@@ -139,6 +140,7 @@ def properties_frame(rows: Sequence[Properties]) -> pd.DataFrame:
     """The chapter's properties table as a DataFrame with readable columns."""
     records = []
     for p in rows:
+        cost = "" if p.ns_per_element is None else format_duration(1e-9 * p.ns_per_element)
         records.append(
             {
                 "activation": get(p.name).label,
@@ -148,7 +150,7 @@ def properties_frame(rows: Sequence[Properties]) -> pd.DataFrame:
                 "max φ'": f"{p.max_slope:.3f} ({p.where_max_slope})",
                 "exact zeros": f"{100 * p.sparsity:.0f} %",
                 "smoothness": p.smoothness,
-                "ns/elem": "" if p.ns_per_element is None else f"{p.ns_per_element:.2f}",
+                "time per element": cost,
             }
         )
     return pd.DataFrame.from_records(records).set_index("activation")

@@ -11,6 +11,7 @@ import torch
 
 from actlab.chapters import ch02_derivatives as D
 from actlab.engine import activations as A
+from actlab.engine.device import get_device
 
 NAMES = ["sigmoid", "tanh", "relu", "leaky_relu", "elu", "gelu", "gelu_tanh", "softplus", "silu"]
 
@@ -98,9 +99,23 @@ def test_properties_match_what_the_chapter_says() -> None:
     }
 
 
+@pytest.mark.device
 def test_benchmark_returns_a_positive_time() -> None:
-    ns = D.benchmark(A.get("relu"), torch.device("cpu"), n=10_000, repeats=3)
+    ns = D.benchmark(A.get("relu"), get_device(), n=10_000, repeats=3)
     assert 0 < ns < 1e6
+
+
+def test_properties_frame_shows_each_time_in_a_unit_that_keeps_its_figures() -> None:
+    from actlab.chapters.ch02_derivatives import properties_frame
+
+    relu, gelu = D.properties_table([A.get("relu"), A.get("gelu")], time_it=False)
+    timed = [
+        D.Properties(**{**relu.__dict__, "ns_per_element": 0.00213}),  # a GPU's share of 1 ns
+        D.Properties(**{**gelu.__dict__, "ns_per_element": 1530.0}),
+    ]
+    column = properties_frame(timed)["time per element"]
+    assert column.tolist() == ["0.00213 ns", "1.53 µs"]
+    assert properties_frame([relu])["time per element"].tolist() == [""]  # not timed
 
 
 def test_overlay_draws_every_activation_and_its_derivative_in_its_registry_style() -> None:
