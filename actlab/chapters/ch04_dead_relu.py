@@ -1,20 +1,20 @@
 """Dead, sparse and saturated units (chapter 4): probes, their bookkeeping and the sweep tables.
 
-A hidden unit is *dead on a data set* when its pre-activation ``z`` is ``<= 0`` for
-every example: it then outputs ``phi(z)`` of a non-positive number, and for ReLU
-every weight feeding it receives exactly zero gradient. A unit is *gradient-dead*
-when ``phi'(z) == 0`` for every example. For ReLU the two coincide; for Leaky ReLU
-(slope 0.01 below 0) and GELU a unit that is never positive still passes a gradient,
-so chapter 4 reports both.
+A hidden unit is *dead on a data set* when its pre-activation ``z`` is ``<= 0`` for every
+example (for ReLU every weight feeding it then gets exactly zero gradient), and
+*gradient-dead* when ``phi'(z) == 0`` for every example. For ReLU the two coincide; a
+never-positive Leaky ReLU unit still passes a gradient, and so does a GELU unit above a
+threshold that depends on the backend (:func:`zero_slope_threshold`).
 
-The probes count, per member, layer and unit, how many examples make ``z > 0`` and
-how many give ``phi'(z) != 0``. Counts are small (``E x depth x width`` integers), so
-they can be recorded at several epochs of :func:`actlab.ensemble.train_ensemble`
-(``probe=count_units``) at little cost.
+The probes count, per member, layer and unit, the examples with ``z > 0`` and with
+``phi'(z) != 0``: ``E x depth x width`` integers, cheap to record at several epochs of
+:func:`actlab.ensemble.train_ensemble` (``probe=count_units``).
 """
 
 from __future__ import annotations
 
+import math
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -26,6 +26,7 @@ from matplotlib.figure import Figure
 from torch import nn
 
 from actlab.engine.activations import LABELS, is_activation
+from actlab.engine.device import get_device
 from actlab.engine.models import activation_module
 from actlab.ensemble import EnsembleMLP, EnsembleResult, Member
 from actlab.presentation.explorer import Control, Explorer
@@ -78,17 +79,61 @@ class UnitCounts:
         return self.positive / self.n_examples
 
 
-def _slopes(activation: str, z: torch.Tensor) -> torch.Tensor:
+def _slopes(activation: str | nn.Module, z: torch.Tensor) -> torch.Tensor:
     """``phi'(z)`` elementwise, as PyTorch's backward pass computes it (what training sees).
 
-    Not the closed form of chapter 2: in float32, PyTorch's GELU backward is exactly 0
-    below about z = -6.2 while ``Phi(z) + z phi(z)`` stays non-zero down to about -15,
-    and a gradient-dead count must follow the gradient that is actually applied.
+    Not chapter 2's closed form, nor the same on every backend: float32 GELU's slope is 0
+    below about z = -6.2 through oneDNN on a CPU, -14.3 in PyTorch's own CPU and CUDA
+    kernels (:func:`zero_slope_threshold`). Counts follow the gradient training applies.
     """
+    phi = activation_module(activation) if isinstance(activation, str) else activation
     leaf = z.detach().clone().requires_grad_(True)
     with torch.enable_grad():
-        (slope,) = torch.autograd.grad(activation_module(activation)(leaf).sum(), leaf)
+        (slope,) = torch.autograd.grad(phi(leaf).sum(), leaf)
     return slope
+
+
+def backward_backend(activation: str, device: torch.device | str, dtype: torch.dtype) -> str:
+    """Which kernel computes ``activation``'s backward pass, in words.
+
+    For example ``"float32 GELU on the CPU with oneDNN"``: on a CPU, PyTorch computes
+    float32 GELU with oneDNN when its build has it (``torch.backends.mkldnn.is_available()``)
+    and it is switched on (``torch.backends.mkldnn.enabled``), elsewhere with its own kernels.
+    """
+    device, mkldnn = torch.device(device), torch.backends.mkldnn
+    head = f"{str(dtype).removeprefix('torch.')} {LABELS.get(activation, activation)}"
+    if device.type == "cpu" and activation == "gelu" and dtype == torch.float32:
+        onednn = mkldnn.is_available() and bool(mkldnn.enabled)
+        return f"{head} on the CPU {'with' if onednn else 'without'} oneDNN"
+    if device.type == "cuda":
+        return f"{head} on CUDA ({torch.cuda.get_device_name(device)})"
+    where = {"cpu": "the CPU", "mps": "MPS (Apple silicon)"}
+    return f"{head} on {where.get(device.type, device.type)}"
+
+
+def zero_slope_threshold(
+    activation: str, device: torch.device | str | None = None, dtype: torch.dtype = torch.float32,
+    lo: float = -30.0, hi: float = 0.0, n: int = 30001, onednn: bool | None = None,
+) -> float:  # fmt: skip
+    """The lowest ``z`` of ``n`` points on ``[lo, hi]`` where ``activation``'s slope is not 0.
+
+    The slopes are the probes' (:func:`_slopes`, the module's backward) on ``device``
+    (default :func:`get_device`) in ``dtype``: below that ``z`` each is exactly 0.
+    ``onednn`` switches oneDNN on or off for the call (``None``: as set). ``-inf`` when
+    the slope is not 0 even at ``lo``, NaN when it is 0 at every point.
+    """
+    z = torch.linspace(lo, hi, n, device=device or get_device(), dtype=dtype)
+    if onednn is None:
+        slope = _slopes(activation, z)
+    else:
+        with warnings.catch_warnings():  # the flags also set TF32, which warns without an Intel GPU
+            warnings.simplefilter("ignore", UserWarning)
+            with torch.backends.mkldnn.flags(enabled=onednn):
+                slope = _slopes(activation, z)
+    nonzero = torch.nonzero(slope != 0).flatten()
+    if len(nonzero) == 0:
+        return math.nan
+    return -math.inf if int(nonzero[0]) == 0 else float(z[int(nonzero[0])])
 
 
 def _histogram(values: torch.Tensor, edges: torch.Tensor) -> torch.Tensor:
@@ -169,20 +214,14 @@ def network_unit_counts(
 ) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Per-layer counts of a plain network: examples with ``z > 0`` and with ``phi'(z) != 0``.
 
-    The slopes come from ``torch.autograd`` through the network's own activation
-    modules, one layer at a time (:func:`count_units` does the same on the stacked
-    pre-activations of :meth:`EnsembleMLP.trace`).
-
-    Returns:
-        ``(positive, passing)``: two lists with one ``(width_k,)`` integer array per hidden layer.
+    The slopes are the backward pass of the network's own activation modules, on its
+    device (:func:`count_units` does the same on the ensemble's stacked pre-activations).
+    Returns ``(positive, passing)``: one ``(width_k,)`` integer array per hidden layer each.
     """
     positive, passing = [], []
     for z, phi in pre_activations(net, X):
-        leaf = z.detach().clone().requires_grad_(True)
-        with torch.enable_grad():
-            (slope,) = torch.autograd.grad(phi(leaf).sum(), leaf)
-        positive.append((z > 0).sum(dim=0).numpy())
-        passing.append((slope != 0).sum(dim=0).numpy())
+        positive.append((z > 0).sum(dim=0).cpu().numpy())
+        passing.append((_slopes(phi, z) != 0).sum(dim=0).cpu().numpy())
     return positive, passing
 
 
@@ -305,6 +344,10 @@ class DeadHistory:
         }
 
 
+_TABLE_COLUMNS = ("dead", "dead at init", "died in training", "revived", "gradient-dead",
+                  "final loss")  # fmt: skip
+
+
 def sweep_table(
     members: Sequence[Member],
     history: DeadHistory,
@@ -331,14 +374,7 @@ def sweep_table(
         row = dict(zip(by, keys, strict=True))
         row["seeds"] = len(group)
         row["diverged"] = int(group["diverged"].sum())
-        for col in (
-            "dead",
-            "dead at init",
-            "died in training",
-            "revived",
-            "gradient-dead",
-            "final loss",
-        ):
+        for col in _TABLE_COLUMNS:
             row[col], row[f"{col} std"] = kept_mean_std(ok[col].to_numpy(dtype=float))
         rows.append(row)
     return pd.DataFrame(rows)

@@ -11,6 +11,7 @@ from torch import nn
 from actlab.chapters.ch04_dead_relu import (
     DeadHistory,
     UnitCounts,
+    backward_backend,
     count_units,
     dead_masks,
     diverged,
@@ -22,10 +23,18 @@ from actlab.chapters.ch04_dead_relu import (
     sweep_table,
     unit_hinges,
     unit_probe,
+    zero_slope_threshold,
 )
+from actlab.engine.device import get_device
 from actlab.ensemble import EnsembleMLP, Member, build_member, train_ensemble
 
 X1 = torch.linspace(-1, 1, 21, dtype=torch.float64)[:, None]
+
+
+@pytest.fixture
+def device() -> torch.device:
+    """The device the course trains on (``ACTLAB_DEVICE``, else CUDA, MPS or the CPU)."""
+    return get_device()
 
 
 def planted(activation: nn.Module) -> nn.Sequential:
@@ -66,19 +75,21 @@ def test_gradient_dead_relu_unit_gets_zero_weight_gradient() -> None:
     assert net[0].weight.grad[0].abs().item() > 0
 
 
-def test_ensemble_probe_matches_plain_network_counts_at_init() -> None:
+@pytest.mark.device
+def test_ensemble_probe_matches_plain_network_counts_at_init(device: torch.device) -> None:
     members = [
         Member(0, "relu"),
         Member(1, "leaky_relu", bias=-0.3),
         Member(2, "gelu"),
         Member(3, "relu", norm="layer"),
     ]
-    X = torch.linspace(-3, 3, 40, dtype=torch.float64)[:, None]
-    model = EnsembleMLP(members, 1, 8, 4, 1, dtype=torch.float64)
+    X = torch.linspace(-3, 3, 40, dtype=torch.float64, device=device)[:, None]
+    model = EnsembleMLP(members, 1, 8, 4, 1, dtype=torch.float64).to(device)
     counts = count_units(model, X)
     assert counts.positive.shape == (4, 4, 8) and counts.n_examples == 40
     for i, m in enumerate(members):
-        positive, passing = network_unit_counts(build_member(m, 1, 8, 4, 1, dtype=torch.float64), X)
+        net = build_member(m, 1, 8, 4, 1, dtype=torch.float64).to(device)
+        positive, passing = network_unit_counts(net, X)  # arrays, wherever the network is
         assert np.array_equal(counts.positive[i], np.stack(positive))
         assert np.array_equal(counts.passing[i], np.stack(passing))
 
@@ -178,15 +189,67 @@ def test_revival_demo_unit_revives_without_own_gradient() -> None:
     assert trace.input_max[first_alive] > 1.0 >= trace.input_max[first_alive - 1]
 
 
-def test_gelu_gradient_dead_follows_pytorchs_float32_backward() -> None:
-    # z = w x - 8 <= -7 on [-1, 1]: PyTorch's float32 GELU backward is exactly 0 there.
-    X = torch.linspace(-1, 1, 11)[:, None]
-    member = Member(5, "gelu", bias=-8.0)
-    counts = count_units(EnsembleMLP([member], 1, 6, 2, 1), X)
+@pytest.mark.device
+def test_gelu_gradient_dead_follows_pytorchs_float32_backward(device: torch.device) -> None:
+    # |w x| <= 1 on [-1, 1] (default init, one input): a bias 2 below the device's
+    # threshold puts every first-layer z where that device's float32 GELU backward is 0.
+    threshold = zero_slope_threshold("gelu", device, torch.float32)
+    assert -20 < threshold < -1
+    X = torch.linspace(-1, 1, 11, device=device)[:, None]
+    member = Member(5, "gelu", bias=threshold - 2)
+    counts = count_units(EnsembleMLP([member], 1, 6, 2, 1).to(device), X)
     assert (counts.positive[0, 0] == 0).all() and (counts.passing[0, 0] == 0).all()
-    positive, passing = network_unit_counts(build_member(member, 1, 6, 2, 1), X)
+    positive, passing = network_unit_counts(build_member(member, 1, 6, 2, 1).to(device), X)
     assert np.array_equal(counts.passing[0], np.stack(passing))
     assert np.array_equal(counts.positive[0], np.stack(positive))
+    # just above the threshold the same units pass a gradient again
+    member = Member(5, "gelu", bias=threshold + 2)
+    counts = count_units(EnsembleMLP([member], 1, 6, 2, 1).to(device), X)
+    assert (counts.passing[0, 0] == len(X)).all()
+
+
+@pytest.mark.device
+def test_zero_slope_threshold_is_where_the_devices_backward_stops(device: torch.device) -> None:
+    t = zero_slope_threshold("gelu", device, torch.float32)
+    below = torch.linspace(-30.0, t, 3001, device=device)[:-1]
+    for z, zero in ((below, True), (torch.tensor([t, t / 2, -1.0], device=device), False)):
+        leaf = z.clone().requires_grad_(True)
+        (slope,) = torch.autograd.grad(F.gelu(leaf).sum(), leaf)
+        assert bool((slope == 0).all()) == zero and bool((slope != 0).all()) != zero
+    # the closed form Phi(z) + z phi(z) is far from 0 there: the zeros are rounding
+    assert F.gelu(torch.tensor(t + 1.0, dtype=torch.float64, device=device)) != 0
+    # slopes that never vanish, and one that is 0 all the way up to the grid's end
+    assert zero_slope_threshold("leaky_relu", device) == -np.inf
+    assert np.isnan(zero_slope_threshold("relu", device, hi=0.0))
+    assert zero_slope_threshold("relu", device, lo=-1.0, hi=1.0, n=2001) == pytest.approx(
+        1e-3, abs=1e-6
+    )
+
+
+@pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="PyTorch built without oneDNN")
+@pytest.mark.filterwarnings("ignore:TF32 acceleration on top of oneDNN")
+def test_gelu_threshold_and_its_description_depend_on_onednn() -> None:
+    with_onednn = zero_slope_threshold("gelu", "cpu", torch.float32, onednn=True)
+    without = zero_slope_threshold("gelu", "cpu", torch.float32, onednn=False)
+    assert -7 < with_onednn < -6 and -15 < without < -14  # about -6.15 and -14.3
+    assert torch.backends.mkldnn.enabled  # the switch was only for the call
+    # float64 never goes through oneDNN: its slope is not 0 anywhere on [-30, 0]
+    assert zero_slope_threshold("gelu", "cpu", torch.float64, onednn=True) == -np.inf
+    assert backward_backend("gelu", "cpu", torch.float32) == "float32 GELU on the CPU with oneDNN"
+    with torch.backends.mkldnn.flags(enabled=False):
+        assert backward_backend("gelu", "cpu", torch.float32).endswith("CPU without oneDNN")
+    assert backward_backend("gelu", "cpu", torch.float64) == "float64 GELU on the CPU"
+    assert backward_backend("relu", "cpu", torch.float32) == "float32 ReLU on the CPU"
+
+
+@pytest.mark.device
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU")
+def test_cuda_gelu_threshold_is_the_plain_kernels() -> None:
+    # PyTorch's CUDA kernel computes cdf + z pdf in float32, as its CPU kernel does without oneDNN
+    cuda = zero_slope_threshold("gelu", "cuda", torch.float32)
+    plain = zero_slope_threshold("gelu", "cpu", torch.float32, onednn=False)
+    assert cuda == pytest.approx(plain, abs=0.05)
+    assert backward_backend("gelu", "cuda", torch.float32).startswith("float32 GELU on CUDA (")
 
 
 def test_kept_mean_std_leaves_out_diverged_runs_and_says_so_when_none_is_left() -> None:
