@@ -14,29 +14,117 @@ import numpy as np
 import torch
 
 
+def available_devices() -> list[str]:
+    """The device names this machine can train on: ``cpu``, then ``cuda:0``... and ``mps``."""
+    names = ["cpu"]
+    if torch.cuda.is_available():
+        names += [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        names.append("mps")
+    return names
+
+
+def _checked_device(name: str, source: str) -> torch.device:
+    """``name`` as a ``torch.device``, if this machine has it; ``source`` says where it came from."""
+    available = ", ".join(available_devices())
+    try:
+        device = torch.device(name)
+    except (RuntimeError, ValueError):
+        raise ValueError(
+            f"unknown device {name!r} ({source}); available here: {available}"
+        ) from None
+    if device.type == "cpu":
+        return device
+    if device.type == "cuda":
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0 or (device.index is not None and device.index >= count):
+            raise RuntimeError(
+                f"device {name!r} ({source}) is not available: this machine has "
+                f"{count} CUDA device{'' if count == 1 else 's'}; available here: {available}"
+            )
+        return device
+    if device.type == "mps":
+        mps = getattr(torch.backends, "mps", None)
+        if mps is None or not mps.is_available():
+            raise RuntimeError(
+                f"device {name!r} ({source}) is not available: no MPS device here; "
+                f"available here: {available}"
+            )
+        return device
+    raise ValueError(
+        f"device {name!r} ({source}) is not one the course trains on; available here: {available}"
+    )
+
+
 def get_device(prefer: str | None = None) -> torch.device:
     """Return the device the course trains on: cuda, else mps, else cpu.
 
+    The numerics are set for it on the way (:func:`configure_numerics`).
+
     Args:
-        prefer: force a device name ("cpu", "cuda", "mps"). The environment
+        prefer: force a device name ("cpu", "cuda", "cuda:1", "mps"). The environment
             variable ``ACTLAB_DEVICE`` does the same without touching code.
+
+    Raises:
+        ValueError: the name is not a device (or not one the course trains on).
+        RuntimeError: the device is not available on this machine.
     """
-    name = prefer or os.environ.get("ACTLAB_DEVICE")
-    if name:
-        return torch.device(name)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+    if prefer:
+        device = _checked_device(prefer, "asked for")
+    elif os.environ.get("ACTLAB_DEVICE"):
+        device = _checked_device(os.environ["ACTLAB_DEVICE"], "from ACTLAB_DEVICE")
+    elif torch.cuda.is_available():
+        device = torch.device("cuda")
+    elif "mps" in available_devices():
+        device = torch.device("mps")
+    else:
+        device = torch.device("cpu")
+    configure_numerics(device)
+    return device
 
 
-def describe_device(device: torch.device | None = None) -> str:
-    """A one-line human description of ``device``, e.g. ``cpu (2 threads)``."""
-    device = device or get_device()
+def configure_numerics(device: torch.device | str) -> None:
+    """Set PyTorch's global numerics for training on ``device``: full float32, reproducible.
+
+    The book compares float32 numbers across devices and against the CPU's (losses,
+    gradient norms, counts of units glued into the text), so they must be float32
+    arithmetic everywhere:
+
+    * TF32 is off, for matrix products (``torch.backends.cuda.matmul.allow_tf32``) and
+      for cuDNN (``torch.backends.cudnn.allow_tf32``). On Ampere and later GPUs TF32
+      rounds a product's inputs to 10 bits of mantissa: about three decimal digits, not
+      float32's seven. The flags act on CUDA only, so on the CPU nothing changes.
+    * On CUDA, cuDNN picks its algorithms deterministically
+      (``torch.backends.cudnn.deterministic``, no ``benchmark`` search), so a run
+      repeats. PyTorch's global deterministic mode (``torch.use_deterministic_algorithms``)
+      is left off: it needs ``CUBLAS_WORKSPACE_CONFIG`` set before CUDA starts, and it
+      makes every operation without a deterministic kernel raise. The course's
+      networks run matrix products and elementwise kernels on one stream, which repeat.
+
+    :func:`get_device` calls it; :func:`describe_device` reports it on CUDA.
+    """
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    if torch.device(device).type == "cuda":
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+
+
+def describe_device(device: torch.device | str | None = None) -> str:
+    """A one-line human description of ``device``, e.g. ``cpu (2 threads)``.
+
+    On CUDA it also names the numerics in force (see :func:`configure_numerics`), e.g.
+    ``cuda (NVIDIA H100; TF32 off, cuDNN deterministic)``.
+    """
+    device = torch.device(device) if device is not None else get_device()
     if device.type == "cuda":
-        return f"cuda ({torch.cuda.get_device_name(device)})"
+        tf32 = torch.backends.cuda.matmul.allow_tf32 or torch.backends.cudnn.allow_tf32
+        cudnn = "deterministic" if torch.backends.cudnn.deterministic else "nondeterministic"
+        return (
+            f"cuda ({torch.cuda.get_device_name(device)}; "
+            f"TF32 {'on' if tf32 else 'off'}, cuDNN {cudnn})"
+        )
     if device.type == "cpu":
         n = torch.get_num_threads()
         return f"cpu ({n} thread{'' if n == 1 else 's'})"
@@ -228,10 +316,19 @@ def cpu_threads(n: int | str | None, device: torch.device | str = "cpu") -> Iter
 
 @dataclass
 class Stopwatch:
-    """Context manager measuring wall time; synchronises CUDA so GPU work is counted."""
+    """Context manager measuring wall time of the block.
 
-    device: torch.device | None = None
+    On CUDA and MPS the device is synchronised before the clock starts and before it
+    stops, so the GPU work queued in the block is counted. ``device`` may be a
+    ``torch.device`` or its name (``"cuda"``, ``"mps"``, ``"cpu"``).
+    """
+
+    device: torch.device | str | None = None
     seconds: float = field(default=0.0, init=False)
+
+    def __post_init__(self) -> None:
+        if self.device is not None:
+            self.device = torch.device(self.device)
 
     def __enter__(self) -> Stopwatch:
         self._sync()
@@ -243,5 +340,11 @@ class Stopwatch:
         self.seconds = time.perf_counter() - self._start
 
     def _sync(self) -> None:
-        if self.device is not None and self.device.type == "cuda":
+        if self.device is None:
+            return
+        if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
+        elif self.device.type == "mps":
+            mps = getattr(torch, "mps", None)
+            if mps is not None and hasattr(mps, "synchronize"):
+                mps.synchronize()

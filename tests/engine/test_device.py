@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import pytest
@@ -263,3 +264,150 @@ def test_cpu_threads_is_scoped() -> None:
     with pytest.raises(RuntimeError), cpu_threads(1):
         raise RuntimeError("restored even when the block fails")
     assert torch.get_num_threads() == before
+
+
+def _record_sync(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Replace CUDA's and MPS's synchronize with recorders; return what they were called with."""
+    calls: list[object] = []
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda d=None: calls.append(("cuda", d)))
+    monkeypatch.setattr(torch.mps, "synchronize", lambda: calls.append(("mps", None)))
+    return calls
+
+
+@pytest.mark.parametrize("name", ["cuda", "cuda:0"])
+def test_stopwatch_takes_a_device_name_and_synchronises_cuda(
+    monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    import time
+
+    from actlab.engine.device import Stopwatch
+
+    calls = _record_sync(monkeypatch)
+    for where in (name, torch.device(name)):
+        calls.clear()
+        with Stopwatch(where) as sw:
+            assert calls == [("cuda", torch.device(name))]  # before the clock starts
+            time.sleep(0.01)
+        assert calls == [("cuda", torch.device(name))] * 2  # and before it stops
+        assert sw.device == torch.device(name)
+        assert sw.seconds >= 0.01
+
+
+def test_stopwatch_synchronises_mps_and_leaves_the_cpu_alone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from actlab.engine.device import Stopwatch
+
+    calls = _record_sync(monkeypatch)
+    with Stopwatch("mps"):
+        pass
+    assert calls == [("mps", None)] * 2
+    calls.clear()
+    for where in ("cpu", torch.device("cpu"), None):
+        with Stopwatch(where) as sw:
+            pass
+        assert sw.seconds >= 0.0
+    assert calls == []
+
+
+def _machine(monkeypatch: pytest.MonkeyPatch, cuda: int = 0, mps: bool = False) -> None:
+    """Pretend this machine has ``cuda`` CUDA devices and an MPS device or not."""
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda > 0)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: cuda)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
+
+
+def test_get_device_refuses_an_unknown_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    _machine(monkeypatch)
+    for bad in ("gpu", "cuda0", "meta"):
+        monkeypatch.setenv("ACTLAB_DEVICE", bad)
+        with pytest.raises(ValueError, match=rf"'{bad}'.*ACTLAB_DEVICE.*available here: cpu$"):
+            get_device()
+    monkeypatch.delenv("ACTLAB_DEVICE")
+    with pytest.raises(ValueError, match="'tpu'.*available here: cpu"):
+        get_device("tpu")
+
+
+@pytest.mark.parametrize("name", ["cuda", "cuda:0", "mps"])
+def test_get_device_refuses_a_device_this_machine_lacks(
+    monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    _machine(monkeypatch)
+    monkeypatch.setenv("ACTLAB_DEVICE", name)
+    with pytest.raises(RuntimeError, match=rf"'{name}'.*not available.*available here: cpu$"):
+        get_device()
+    with pytest.raises(RuntimeError, match=rf"'{name}'.*not available"):
+        get_device(name)
+
+
+def test_get_device_takes_the_devices_the_machine_has(monkeypatch: pytest.MonkeyPatch) -> None:
+    _machine(monkeypatch, cuda=2, mps=True)
+    assert device.available_devices() == ["cpu", "cuda:0", "cuda:1", "mps"]
+    monkeypatch.setenv("ACTLAB_DEVICE", "cuda:1")
+    assert get_device() == torch.device("cuda:1")
+    assert get_device("mps") == torch.device("mps")
+    monkeypatch.delenv("ACTLAB_DEVICE")
+    assert get_device() == torch.device("cuda")  # the default order: CUDA first
+    with pytest.raises(RuntimeError, match="'cuda:2'.*2 CUDA devices.*cpu, cuda:0, cuda:1, mps"):
+        get_device("cuda:2")
+    _machine(monkeypatch, mps=True)
+    assert get_device() == torch.device("mps")
+    _machine(monkeypatch)
+    assert get_device() == torch.device("cpu")
+
+
+_FLAGS = (
+    (torch.backends.cuda.matmul, "allow_tf32"),
+    (torch.backends.cudnn, "allow_tf32"),
+    (torch.backends.cudnn, "deterministic"),
+    (torch.backends.cudnn, "benchmark"),
+)
+
+
+@pytest.fixture
+def numerics_flags() -> Iterator[Callable[[bool], None]]:
+    """Sets the global numerics flags to a value; they are restored after the test."""
+    saved = [getattr(obj, name) for obj, name in _FLAGS]
+
+    def set_all(value: bool) -> None:
+        for obj, name in _FLAGS:
+            setattr(obj, name, value)
+
+    yield set_all
+    for (obj, name), value in zip(_FLAGS, saved, strict=True):
+        setattr(obj, name, value)
+
+
+def test_get_device_turns_tf32_off(numerics_flags: Callable[[bool], None]) -> None:
+    numerics_flags(True)
+    assert get_device("cpu") == torch.device("cpu")
+    assert torch.backends.cuda.matmul.allow_tf32 is False
+    assert torch.backends.cudnn.allow_tf32 is False
+    # cuDNN's own choices are CUDA's business: the CPU leaves them as found
+    assert torch.backends.cudnn.deterministic is True
+    numerics_flags(True)
+    device.configure_numerics("cuda")
+    assert torch.backends.cuda.matmul.allow_tf32 is False
+    assert torch.backends.cudnn.allow_tf32 is False
+    assert torch.backends.cudnn.deterministic is True
+    assert torch.backends.cudnn.benchmark is False
+
+
+def test_describe_device_names_the_numerics_on_cuda_only(
+    monkeypatch: pytest.MonkeyPatch, numerics_flags: Callable[[bool], None]
+) -> None:
+    numerics_flags(False)
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda d=None: "Some GPU")
+    n = torch.get_num_threads()
+    cpu_text = f"cpu ({n} thread{'' if n == 1 else 's'})"
+    assert device.describe_device(torch.device("cpu")) == cpu_text
+    assert device.describe_device("cpu") == cpu_text
+    with cpu_threads(1):
+        assert device.describe_device(torch.device("cpu")) == "cpu (1 thread)"
+    device.configure_numerics("cuda")
+    assert device.describe_device(torch.device("cuda")) == (
+        "cuda (Some GPU; TF32 off, cuDNN deterministic)"
+    )
+    torch.backends.cuda.matmul.allow_tf32 = True
+    assert "TF32 on" in device.describe_device("cuda:0")
+    assert device.describe_device(torch.device("mps")) == "mps"
