@@ -24,7 +24,9 @@ import argparse
 import os
 import platform
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 
@@ -33,6 +35,16 @@ from actlab.engine.device import Stopwatch, auto_threads, describe_device, get_d
 from actlab.ensemble import members_grid, train_ensemble, train_single
 
 ACTIVATIONS = ("sigmoid", "relu", "leaky_relu", "gelu")
+
+
+def device_or_exit(name: str | None) -> torch.device:
+    """The device called ``name`` (default :func:`get_device`), or exit with status 2 and one
+    line saying why not (a device this machine lacks, a name that is not a device)."""
+    try:
+        return get_device(name)
+    except (RuntimeError, ValueError) as err:
+        print(f"{Path(__file__).name}: --device: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def main() -> None:
@@ -46,11 +58,11 @@ def main() -> None:
         "--threads", default="1", help="torch CPU thread counts for both paths, e.g. 1,2"
     )
     args = parser.parse_args()
+    device = device_or_exit(args.device)
     thread_counts = [int(t) for t in args.threads.split(",")]
     picked = auto_threads()  # before this process loads the machine
     torch.set_num_threads(thread_counts[0])
 
-    device = get_device(args.device)
     X, y = noisy_sine(200, 0.1, seed=0)
     members = members_grid(range(args.seeds), ACTIVATIONS, lrs=(1e-3,))
     common = dict(depth=10, width=args.width, num_epochs=args.epochs)

@@ -404,6 +404,16 @@ def _ints(text: str) -> list[int]:
     return values
 
 
+def device_or_exit(name: str | None) -> torch.device:
+    """The device called ``name`` (default :func:`get_device`), or exit with status 2 and one
+    line saying why not (a device this machine lacks, a name that is not a device)."""
+    try:
+        return get_device(name)
+    except (RuntimeError, ValueError) as err:
+        print(f"{Path(__file__).name}: --device: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default=None, help="cpu, cuda or mps (default: get_device())")
@@ -422,9 +432,7 @@ def main() -> None:
     parser.add_argument("--plot", default=None, help="write the scaling plot to this PNG")
     parser.add_argument("--memory-of", type=_ints, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    device = get_device(args.device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise SystemExit("--device cuda: no CUDA device is available here")
+    device = device_or_exit(args.device)
     if args.memory_of:  # one measurement of memory_per_member, in its own process
         torch.set_num_threads(1)
         print(*memory_of_step(*args.memory_of, device))
