@@ -295,7 +295,9 @@ class _RandomStateKept:
     """Leave Python's, NumPy's and (if loaded) PyTorch's global random state as found.
 
     A frame drawn in the background must not move the random streams that the
-    reader's next cell uses (a drawing function may reseed them).
+    reader's next cell uses (a drawing function may reseed them). PyTorch's state is
+    its CPU generator's and, where the devices are there, every CUDA device's and the
+    MPS device's: ``torch.manual_seed`` reseeds them all.
     """
 
     def __enter__(self) -> None:
@@ -305,6 +307,11 @@ class _RandomStateKept:
         self._np = np.random.get_state()
         torch = sys.modules.get("torch")
         self._torch = torch.random.get_rng_state() if torch is not None else None
+        self._cuda = self._mps = None
+        if torch is not None and torch.cuda.is_available():
+            self._cuda = torch.cuda.get_rng_state_all()
+        if torch is not None and _mps_available(torch):
+            self._mps = torch.mps.get_rng_state()
 
     def __exit__(self, *exc: object) -> None:
         import numpy as np
@@ -314,6 +321,16 @@ class _RandomStateKept:
         torch = sys.modules.get("torch")
         if torch is not None and self._torch is not None:
             torch.random.set_rng_state(self._torch)
+        if torch is not None and self._cuda is not None:
+            torch.cuda.set_rng_state_all(self._cuda)
+        if torch is not None and self._mps is not None:
+            torch.mps.set_rng_state(self._mps)
+
+
+def _mps_available(torch: Any) -> bool:
+    """Whether ``torch`` has an MPS device with a generator of its own."""
+    mps = getattr(torch.backends, "mps", None)
+    return mps is not None and mps.is_available() and hasattr(torch, "mps")
 
 
 class _Renderer:

@@ -191,3 +191,61 @@ def test_bad_definitions_are_rejected() -> None:
         Control("x", [1, 2], default=3)
     with pytest.raises(TypeError, match="Figure"):
         Explorer(lambda x: None, [Control("x", [1])]).frame((0,))
+
+
+class _FakeGenerators:
+    """Stands in for the generators of a GPU this machine may lack: the states a frame moves."""
+
+    def __init__(self) -> None:
+        self.cuda = [b"cuda:0 state", b"cuda:1 state"]
+        self.mps = b"mps state"
+
+    def install(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        import torch
+
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+        monkeypatch.setattr(torch.cuda, "get_rng_state_all", lambda: list(self.cuda))
+        monkeypatch.setattr(torch.cuda, "set_rng_state_all", lambda s: setattr(self, "cuda", s))
+        monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
+        monkeypatch.setattr(torch.mps, "get_rng_state", lambda: self.mps)
+        monkeypatch.setattr(torch.mps, "set_rng_state", lambda s: setattr(self, "mps", s))
+
+
+def test_a_frame_leaves_every_torch_generator_as_found(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from actlab.presentation.explorer import _RandomStateKept
+
+    gens = _FakeGenerators()
+    gens.install(monkeypatch)
+    torch.manual_seed(7)
+    expected = torch.rand(3)
+    torch.manual_seed(7)
+    with _RandomStateKept():
+        torch.manual_seed(0)  # a drawing function that reseeds
+        gens.cuda = [b"moved", b"moved"]
+        gens.mps = b"moved"
+        torch.rand(5)
+    assert gens.cuda == [b"cuda:0 state", b"cuda:1 state"]
+    assert gens.mps == b"mps state"
+    assert torch.equal(torch.rand(3), expected)  # the CPU stream goes on as before
+
+
+def test_without_a_gpu_only_the_cpu_generator_is_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from actlab.presentation.explorer import _RandomStateKept
+
+    def absent(*args: object) -> None:
+        raise AssertionError("no GPU here: its generators are not read")
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    for name in ("get_rng_state_all", "set_rng_state_all"):
+        monkeypatch.setattr(torch.cuda, name, absent)
+    for name in ("get_rng_state", "set_rng_state"):
+        monkeypatch.setattr(torch.mps, name, absent)
+    state = torch.random.get_rng_state()
+    with _RandomStateKept():
+        torch.manual_seed(1)
+    assert torch.equal(torch.random.get_rng_state(), state)
