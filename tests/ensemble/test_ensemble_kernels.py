@@ -10,6 +10,7 @@ from actlab.engine.models import activation_module
 from actlab.ensemble.kernels import GroupedActivation, Uses, kernels_of
 
 
+@pytest.mark.device
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
 def test_grouped_activation_is_bit_for_bit_each_module(dtype: torch.dtype) -> None:
     """Every registry activation (and the identity) in one grouped node: outputs and input

@@ -161,6 +161,7 @@ def test_chunk_members_covers_the_ensemble_and_cuts_a_run_only_where_it_must() -
             assert cuts <= -(-(e - s) // most) - 1, where  # none if the run fits in a chunk
 
 
+@pytest.mark.device
 def test_members_per_chunk_fits_a_layer_of_work_in_a_cores_level_2_cache(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
