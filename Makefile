@@ -12,7 +12,7 @@ TORCH_PIN := torch==2.13.0
 # nbgrader shells out to `alembic` and the book to `jupyter`: use the venv's.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: all env js book test test-fast lint release system clean help lab mutants
+.PHONY: all env js book test test-fast lint release system clean help lab mutants gpu-check
 
 help:
 	@echo "make book     build the executed book into _build/html (strict, cached)"
@@ -20,6 +20,7 @@ help:
 	@echo "make lab      JupyterLab at the repository root: exercises/ and book/ chapters as notebooks"
 	@echo "make release  regenerate exercises/ from solutions/ with nbgrader"
 	@echo "make mutants  grade plausible wrong answers to every exercise: benchmarks/MUTATION.md"
+	@echo "make gpu-check  on a CUDA machine: device tests, chapters 3, 4, 6 against the CPU: benchmarks/GPU_CHECK.md"
 	@echo "make clean    remove build output (keeps the venv)"
 
 all: book
@@ -75,6 +76,12 @@ release: env
 # Mutation testing of the graded notebooks (tests/autograder/test_mutation.py runs the same check).
 mutants: env
 	$(BIN)/python -m autograder.mutation --report benchmarks/MUTATION.md
+
+# On a machine with a CUDA GPU: the tests marked `device`, chapters 3, 4 and 6 on
+# CUDA against the CPU, and a short bench_step.py run; the report goes to
+# benchmarks/GPU_CHECK.md. Without a GPU it says so and does nothing.
+gpu-check: env
+	$(BIN)/python scripts/gpu_check.py
 
 lint: env
 	$(BIN)/ruff check .
