@@ -1,13 +1,23 @@
 # The course's two commands: `make book` and `make test` (see README.md).
 # Both set up everything on a fresh machine: a virtual environment with the
-# pinned CPU build of PyTorch (unless a torch is already there), the course
-# packages, the pinned site JavaScript, and the system tools the tests use.
+# pinned PyTorch (unless a torch is already there), the course packages, the
+# pinned site JavaScript, and the system tools the tests use.
+#
+# Which PyTorch build `pip install torch==2.13.0` gives depends on the platform:
+# on Linux x86-64 the public index's wheel is the CUDA build (it pulls several GB
+# of NVIDIA packages, and runs on the CPU too); on macOS and Windows it is the CPU
+# build (on Apple silicon with MPS). TORCH_INDEX (empty by default) installs it
+# from another index instead, e.g. the CPU-only build on Linux:
+#   make env TORCH_INDEX=https://download.pytorch.org/whl/cpu
+# or one CUDA version's build (an index such as .../whl/cu128; the install
+# selector on pytorch.org lists those of each release).
 
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(abspath $(VENV))/bin
 JOBS   ?= 2
 TORCH_PIN := torch==2.13.0
+TORCH_INDEX ?=
 
 # nbgrader shells out to `alembic` and the book to `jupyter`: use the venv's.
 export PATH := $(BIN):$(PATH)
@@ -29,10 +39,11 @@ $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# Install the pinned CPU torch first: a plain `torch` requirement with no
-# torch present would pull several GB of CUDA packages.
+# Install the pinned torch first, from TORCH_INDEX when that is set (see the top of
+# this file), so that the course packages find it there and do not pull another.
 $(VENV)/.installed: $(VENV)/bin/python pyproject.toml
-	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install --quiet $(TORCH_PIN)
+	$(BIN)/python -c "import torch" 2>/dev/null || \
+	  $(BIN)/pip install --quiet $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX)) $(TORCH_PIN)
 	$(BIN)/pip install --quiet -e ".[book,grade,dev]"
 	touch $@
 
