@@ -12,6 +12,9 @@ from torch import nn
 class StackedOptimizer:
     """Adam or SGD over stacked parameters, with one learning rate per member (leading dim).
 
+    ``lrs`` may be on the CPU whatever the parameters' device (``train_ensemble`` gives
+    them there): they are moved to the parameters' device, and read where they are.
+
     On the CPU and on CUDA the update is PyTorch's fused kernel (``torch._fused_adam_``,
     ``torch._fused_sgd_``: one pass over each tensor, the whole arithmetic of the step
     in it), called once per distinct learning rate on the runs of members that share
@@ -35,15 +38,18 @@ class StackedOptimizer:
         if lrs.dim() != 1 or any(p.shape[0] != lrs.shape[0] for p in params):
             raise ValueError("lrs needs one learning rate per member (the leading dim)")
         self.params, self.kind = params, kind
-        self.lrs = [lrs.view(-1, *([1] * (p.dim() - 1))) for p in params]
+        device = params[0].device if params else torch.device("cpu")
+        on_device = lrs.to(device)
+        self.lrs = [on_device.view(-1, *([1] * (p.dim() - 1))) for p in params]
         self.betas, self.eps, self.momentum = betas, eps, momentum
         self.t = 0
         self.state: list[list[torch.Tensor]] = [[] for _ in params]
-        device = params[0].device if params else torch.device("cpu")
         self.fused = device.type in ("cpu", "cuda") if fused is None else fused
-        # Runs of consecutive members with one learning rate, gathered per rate.
+        # Runs of consecutive members with one learning rate, gathered per rate (read on
+        # the host: the learning rates may be given there, with the parameters elsewhere).
         self.lr_runs: dict[float, list[tuple[int, int]]] = {}
-        for lr, group in itertools.groupby(enumerate(lrs.tolist()), key=lambda t: t[1]):
+        host = lrs.detach().cpu().tolist()
+        for lr, group in itertools.groupby(enumerate(host), key=lambda t: t[1]):
             idx = [i for i, _ in group]
             self.lr_runs.setdefault(float(lr), []).append((idx[0], idx[-1] + 1))
         self._step_t = torch.zeros((), dtype=torch.float32, device=device)

@@ -107,9 +107,10 @@ def _prepare(
         np.asarray(X) if not torch.is_tensor(X) else X, dtype=dtype, device=device
     )
     y_dtype = torch.long if loss == "ce" else dtype
-    y_t = torch.as_tensor(
-        np.asarray(y) if not torch.is_tensor(y) else y, dtype=y_dtype, device=device
-    )
+    # Where it was given (the CPU for arrays): the number of classes is read there.
+    y_t = torch.as_tensor(np.asarray(y) if not torch.is_tensor(y) else y, dtype=y_dtype)
+    out_dim = int(y_t.max().cpu().item()) + 1 if loss == "ce" else y_t.shape[-1]
+    y_t = y_t.to(device)
     for name, t in (("X", X_t), ("y", y_t)):
         dims = shared_dims(name, loss)
         if members is not None and t.dim() == dims + 1:
@@ -119,7 +120,6 @@ def _prepare(
             raise ValueError(f"{name} has shape {tuple(t.shape)}; see the docstring")
     if X_t.shape[-2] != y_t.shape[-1 if loss == "ce" else -2]:
         raise ValueError(f"X and y hold different numbers of examples: {X_t.shape}, {y_t.shape}")
-    out_dim = int(y_t.max().item()) + 1 if loss == "ce" else y_t.shape[-1]
     return _Data(device, X_t, y_t, out_dim)
 
 
@@ -275,7 +275,7 @@ def train_ensemble(
     E = len(members)
     device, X_t, y_t, out_dim = _prepare(X, y, loss, dtype, device, members=E)
     model = EnsembleMLP(members, X_t.shape[-1], width, depth, out_dim, dtype=dtype).to(device)
-    lrs = torch.tensor([m.lr for m in model.members], dtype=dtype, device=device)
+    lrs = torch.tensor([m.lr for m in model.members], dtype=dtype)  # the optimiser moves them
     trainer = Trainer(model, lrs, optimizer=optimizer, momentum=momentum, loss=loss)
 
     record = set(range(num_epochs)) if grad_epochs is None else {int(e) for e in grad_epochs}
