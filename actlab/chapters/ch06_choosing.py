@@ -36,7 +36,8 @@ def accuracy_probe(
         xv = torch.as_tensor(X_val, dtype=X_t.dtype, device=X_t.device)
         yv = torch.as_tensor(y_val, device=X_t.device)
         pred = model(xv).argmax(dim=-1)
-        return (pred == yv).to(torch.float64).mean(dim=1).cpu().numpy()
+        # The mean in float64 on the host: MPS has no float64 (the same numbers on the CPU).
+        return (pred == yv).cpu().to(torch.float64).mean(dim=1).numpy()
 
     return probe
 
