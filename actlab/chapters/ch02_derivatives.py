@@ -38,9 +38,10 @@ def overlay_figure(names: Sequence[str] | None = None, lim: float = 5.0) -> Figu
     names = list(names) if names is not None else list(ACTIVATIONS)
     z = np.linspace(-lim, lim, 801)
     fig, (ax_f, ax_d) = plt.subplots(1, 2, figsize=(10, 4), sharex=True)
-    for name in names:
+    for i, name in enumerate(names):
         act = get(name)
-        style = dict(lw=1.6, markevery=100, ms=4, **activation_style(name))
+        # markers staggered along z, so that curves that coincide still show each marker
+        style = dict(lw=1.6, markevery=(11 * i % 100, 100), ms=4, **activation_style(name))
         ax_f.plot(z, act.np_fn(z), label=act.label, **style)
         ax_d.plot(z, act.np_dfn(z), **style)
     ax_f.set(title=r"activation $\varphi(z)$", xlabel="$z$", ylim=(-1.5, 4))
