@@ -338,7 +338,7 @@ ACTIVATIONS: dict[str, Activation] = {
         ),
         Activation(
             "gelu", "GELU", gelu, dgelu, F.gelu, _t_dgelu, nn.GELU,
-            r"z\,\Phi(z)", r"\Phi(z) + z\,\varphi_{\mathcal N}(z)", cite="hendrycks2016gaussian",
+            r"z\,\ncdf(z)", r"\ncdf(z) + z\,\npdf(z)", cite="hendrycks2016gaussian",
             sym_fn=lambda z: z * _sym_Phi(z), sym_dfn=_sym_dgelu,
             short="GELU", colour="blue", dash=(0, (3, 1, 1, 1)), marker="D",
         ),
