@@ -46,6 +46,19 @@ def config_macros() -> dict[str, str]:
     return config["sphinx"]["config"]["mathjax3_config"]["tex"]["macros"]
 
 
+def jupyter_definitions() -> str:
+    """The macros as ``\\newcommand``s in one math span: the chapters carry it in a cell
+    the book removes (tag ``remove-cell``), so that the math also renders where MathJax
+    knows no ``_config.yml``: the notebooks opened in Jupyter and the downloaded .ipynb."""
+    defs = "".join(f"\\newcommand{{\\{name}}}{{{tex}}}" for name, tex in config_macros().items())
+    return f"${defs}$"
+
+
+def chapter_text(path: Path) -> str:
+    """A chapter without its macro definitions (checked on their own)."""
+    return path.read_text().replace(jupyter_definitions(), "")
+
+
 def registry_strings() -> list[tuple[str, str]]:
     return [
         (f"{name}.{field}", getattr(act, field))
@@ -83,7 +96,7 @@ def test_the_notation_macros_are_defined_for_mathjax() -> None:
 def test_no_raw_phi_in_the_book(path: Path) -> None:
     bad = [
         f"{path.name}:{number}: {line.strip()}"
-        for number, line in enumerate(path.read_text().splitlines(), 1)
+        for number, line in enumerate(chapter_text(path).splitlines(), 1)
         if RAW.search(line)
     ]
     assert not bad, "write \\act, \\dact, \\npdf or \\ncdf instead:\n" + "\n".join(bad)
@@ -98,7 +111,7 @@ def test_every_macro_the_book_uses_is_defined() -> None:
     known = STANDARD | set(config_macros())
     used: dict[str, set[str]] = {}
     for path in BOOK:
-        for tex in math_of(path.read_text()):
+        for tex in math_of(chapter_text(path)):
             for name in COMMAND.findall(tex):
                 used.setdefault(name, set()).add(path.name)
     for where, tex in registry_strings():
@@ -107,3 +120,14 @@ def test_every_macro_the_book_uses_is_defined() -> None:
     unknown = {name: sorted(where) for name, where in used.items() if name not in known}
     assert not unknown, f"macros neither standard nor in _config.yml: {unknown}"
     assert NOTATION <= set(used), f"notation macros unused: {sorted(NOTATION - set(used))}"
+
+
+@pytest.mark.parametrize(
+    "path", [p for p in BOOK if "kernelspec:" in p.read_text()], ids=lambda p: p.name
+)
+def test_each_notebook_defines_the_macros_for_jupyter(path: Path) -> None:
+    cell = f'+++ {{"tags": ["remove-cell"]}}\n\n{jupyter_definitions()}\n\n+++\n'
+    assert cell in path.read_text(), (
+        f"{path.name} lacks the cell that defines the notation macros in Jupyter; "
+        f"put this after its title:\n{cell}"
+    )
