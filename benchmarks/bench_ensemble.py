@@ -24,27 +24,21 @@ import argparse
 import os
 import platform
 import statistics
-import sys
 import time
 from pathlib import Path
 
 import torch
 
 from actlab.engine.data import noisy_sine
-from actlab.engine.device import Stopwatch, auto_threads, describe_device, get_device
+from actlab.engine.device import (
+    Stopwatch,
+    auto_threads,
+    describe_device,
+    device_for_command,
+)
 from actlab.ensemble import members_grid, train_ensemble, train_single
 
 ACTIVATIONS = ("sigmoid", "relu", "leaky_relu", "gelu")
-
-
-def device_or_exit(name: str | None) -> torch.device:
-    """The device called ``name`` (default :func:`get_device`), or exit with status 2 and one
-    line saying why not (a device this machine lacks, a name that is not a device)."""
-    try:
-        return get_device(name)
-    except (RuntimeError, ValueError) as err:
-        print(f"{Path(__file__).name}: --device: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
 
 
 def main() -> None:
@@ -58,7 +52,7 @@ def main() -> None:
         "--threads", default="1", help="torch CPU thread counts for both paths, e.g. 1,2"
     )
     args = parser.parse_args()
-    device = device_or_exit(args.device)
+    device = device_for_command(args.device, Path(__file__).name)
     thread_counts = [int(t) for t in args.threads.split(",")]
     picked = auto_threads()  # before this process loads the machine
     torch.set_num_threads(thread_counts[0])

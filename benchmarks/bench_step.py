@@ -58,7 +58,7 @@ import torch
 
 from actlab import ensemble as current
 from actlab.engine.data import noisy_sine
-from actlab.engine.device import describe_device, get_device
+from actlab.engine.device import describe_device, device_for_command
 
 ACTIVATIONS = ("sigmoid", "relu", "leaky_relu", "gelu")
 DEPTH, N = 10, 200
@@ -404,16 +404,6 @@ def _ints(text: str) -> list[int]:
     return values
 
 
-def device_or_exit(name: str | None) -> torch.device:
-    """The device called ``name`` (default :func:`get_device`), or exit with status 2 and one
-    line saying why not (a device this machine lacks, a name that is not a device)."""
-    try:
-        return get_device(name)
-    except (RuntimeError, ValueError) as err:
-        print(f"{Path(__file__).name}: --device: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default=None, help="cpu, cuda or mps (default: get_device())")
@@ -432,7 +422,7 @@ def main() -> None:
     parser.add_argument("--plot", default=None, help="write the scaling plot to this PNG")
     parser.add_argument("--memory-of", type=_ints, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
-    device = device_or_exit(args.device)
+    device = device_for_command(args.device, Path(__file__).name)
     if args.memory_of:  # one measurement of memory_per_member, in its own process
         torch.set_num_threads(1)
         print(*memory_of_step(*args.memory_of, device))

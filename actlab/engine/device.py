@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import os
 import random
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -82,6 +83,17 @@ def get_device(prefer: str | None = None) -> torch.device:
         device = torch.device("cpu")
     configure_numerics(device)
     return device
+
+
+def device_for_command(name: str | None, program: str) -> torch.device:
+    """:func:`get_device` for a command-line tool: the device called ``name`` (default: the
+    course's choice), or exit with status 2 and one line saying why not (a device this
+    machine lacks, a name that is not a device), with ``program`` in front."""
+    try:
+        return get_device(name)
+    except (RuntimeError, ValueError) as err:
+        print(f"{program}: --device: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def configure_numerics(device: torch.device | str) -> None:

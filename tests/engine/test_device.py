@@ -411,3 +411,12 @@ def test_describe_device_names_the_numerics_on_cuda_only(
     torch.backends.cuda.matmul.allow_tf32 = True
     assert "TF32 on" in device.describe_device("cuda:0")
     assert device.describe_device(torch.device("mps")) == "mps"
+
+
+def test_device_for_command_exits_with_one_line_for_a_device_that_is_not_here(capsys) -> None:
+    assert device.device_for_command("cpu", "tool.py") == torch.device("cpu")
+    with pytest.raises(SystemExit) as exit_:
+        device.device_for_command("quantum", "tool.py")
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("tool.py: --device: ") and err.count("\n") == 1 and "cpu" in err
