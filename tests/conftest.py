@@ -11,6 +11,7 @@ from pathlib import Path
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -41,3 +42,23 @@ def assignments() -> list[str]:
 @pytest.fixture
 def root() -> Path:
     return ROOT
+
+
+# The activation registry's names, in its order (tests/engine/test_activations.py checks
+# that the registry holds exactly these).
+ACTIVATION_NAMES = [
+    "sigmoid", "tanh", "relu", "leaky_relu", "elu", "gelu", "gelu_tanh", "softplus", "silu",
+]  # fmt: skip
+
+# Points to check activations at: dense around the interesting region, plus large |z|
+# where naive formulas break.
+Z_LARGE = [-1e4, -1e3, -710.0, -100.0, -50.0, -20.0, 20.0, 50.0, 100.0, 710.0, 1e3, 1e4]
+Z_GRID = np.concatenate([np.linspace(-12.0, 12.0, 2401), Z_LARGE])
+
+
+@pytest.fixture(params=ACTIVATION_NAMES)
+def act(request: pytest.FixtureRequest):
+    """Each registry activation in turn."""
+    from actlab.engine.activations import get
+
+    return get(request.param)

@@ -8,21 +8,12 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from conftest import ACTIVATION_NAMES as NAMES
+from conftest import Z_GRID as Z
 
 from actlab.chapters import ch02_derivatives as D
 from actlab.engine import activations as A
 from actlab.engine.device import get_device
-
-NAMES = ["sigmoid", "tanh", "relu", "leaky_relu", "elu", "gelu", "gelu_tanh", "softplus", "silu"]
-
-# Dense around the interesting region, plus large |z| where naive formulas break.
-LARGE = [-1e4, -1e3, -710.0, -100.0, -50.0, -20.0, 20.0, 50.0, 100.0, 710.0, 1e3, 1e4]
-Z = np.concatenate([np.linspace(-12.0, 12.0, 2401), LARGE])
-
-
-@pytest.fixture(params=NAMES)
-def act(request: pytest.FixtureRequest) -> A.Activation:
-    return A.get(request.param)
 
 
 def test_three_way_check_reports_small_errors(act: A.Activation) -> None:

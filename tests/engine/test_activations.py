@@ -9,14 +9,10 @@ import warnings
 import numpy as np
 import pytest
 import torch
+from conftest import ACTIVATION_NAMES as NAMES
+from conftest import Z_GRID as Z
 
 from actlab.engine import activations as A
-
-NAMES = ["sigmoid", "tanh", "relu", "leaky_relu", "elu", "gelu", "gelu_tanh", "softplus", "silu"]
-
-# Dense around the interesting region, plus large |z| where naive formulas break.
-LARGE = [-1e4, -1e3, -710.0, -100.0, -50.0, -20.0, 20.0, 50.0, 100.0, 710.0, 1e3, 1e4]
-Z = np.concatenate([np.linspace(-12.0, 12.0, 2401), LARGE])
 
 
 def _away_from_kinks(act: A.Activation, z: np.ndarray) -> np.ndarray:
@@ -24,11 +20,6 @@ def _away_from_kinks(act: A.Activation, z: np.ndarray) -> np.ndarray:
     for k in act.kinks:
         keep &= np.abs(z - k) > 1e-3
     return z[keep]
-
-
-@pytest.fixture(params=NAMES)
-def act(request: pytest.FixtureRequest) -> A.Activation:
-    return A.get(request.param)
 
 
 def test_registry_holds_the_course_names() -> None:

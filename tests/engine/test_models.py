@@ -9,13 +9,6 @@ import torch
 from actlab.engine import activations as A
 from actlab.engine.models import activation_module, hidden_outputs, init_mlp_, mlp
 
-NAMES = A.names()
-
-
-@pytest.fixture(params=NAMES)
-def act(request: pytest.FixtureRequest) -> A.Activation:
-    return A.get(request.param)
-
 
 def test_activation_module_comes_from_the_registry(act: A.Activation) -> None:
     module = activation_module(act.name)
