@@ -33,7 +33,8 @@ from typing import Any
 import ipywidgets as widgets
 from matplotlib.figure import Figure  # noqa: E402
 
-from actlab.presentation.figures import alt_text, describe_figure, img_tag, png_bytes
+from actlab.engine.activations import LABELS
+from actlab.presentation.figures import Rendered, alt_text, describe_figure, img_tag, render
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,14 @@ FRAMES_CSS = """<style>
 </style>"""
 
 
+#: Read by screen readers, not drawn: the frame's description repeats its alt text, so a
+#: sighted reader does not need it printed under the figure.
+VISUALLY_HIDDEN = (
+    "position:absolute;width:1px;height:1px;margin:-1px;padding:0;border:0;"
+    "overflow:hidden;clip:rect(0 0 0 0);clip-path:inset(50%);white-space:nowrap"
+)
+
+
 def _frames_style() -> widgets.HTML:
     """The stylesheet for an explorer's stacks of frames, carried by the view that holds them."""
     style = widgets.HTML(FRAMES_CSS, layout=widgets.Layout(display="none"))
@@ -101,8 +110,13 @@ def _frames_style() -> widgets.HTML:
 
 
 def _fmt(value: Any) -> str:
+    """A control value as the reader sees it: an activation's registry label ("Leaky ReLU",
+    not ``leaky_relu``), a number to three significant figures with a true minus sign."""
+    if isinstance(value, str) and value in LABELS:
+        return LABELS[value]
     if isinstance(value, float):
-        return f"{value:g}"
+        text = f"{value:.3g}"
+        return "\N{MINUS SIGN}" + text[1:] if text.startswith("-") else text
     return str(value)
 
 
@@ -113,7 +127,8 @@ class Explorer:
     Args:
         draw: ``draw(**params) -> matplotlib.figure.Figure``.
         controls: the parameters, outermost first.
-        dpi: resolution of the PNG frames.
+        dpi: ignored (frames follow the figure rule: content width, twice the pixel
+            density; see :func:`actlab.presentation.figures.render`).
         title: optional heading shown above the controls.
         describe: ``describe(**params) -> str``, the finding shown by one frame
             (built from the same values as the drawing); it starts the frame's
@@ -124,10 +139,10 @@ class Explorer:
 
     draw: Callable[..., Figure]
     controls: Sequence[Control]
-    dpi: int = 80
+    dpi: int | None = None
     title: str | None = None
     describe: Callable[..., str] | None = None
-    _cache: dict[tuple[int, ...], tuple[bytes, str]] = field(default_factory=dict, repr=False)
+    _cache: dict[tuple[int, ...], tuple[Rendered, str]] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         if not self.controls:
@@ -146,7 +161,7 @@ class Explorer:
     def params(self, indices: Sequence[int]) -> dict[str, Any]:
         return {c.name: c.values[i] for c, i in zip(self.controls, indices, strict=True)}
 
-    def _rendered(self, indices: Sequence[int]) -> tuple[bytes, str]:
+    def _rendered(self, indices: Sequence[int]) -> tuple[Rendered, str]:
         key = tuple(int(i) for i in indices)
         if key not in self._cache:
             params = self.params(key)
@@ -154,12 +169,12 @@ class Explorer:
             if not isinstance(fig, Figure):
                 raise TypeError(f"draw() must return a matplotlib Figure, got {type(fig).__name__}")
             alt = alt_text(fig, self.describe(**params)) if self.describe else describe_figure(fig)
-            self._cache[key] = (png_bytes(fig, self.dpi), alt)
+            self._cache[key] = (render(fig), alt)
         return self._cache[key]
 
     def frame(self, indices: Sequence[int]) -> bytes:
         """PNG bytes for one combination of control indices (cached)."""
-        return self._rendered(indices)[0]
+        return self._rendered(indices)[0].png
 
     def frame_alt(self, indices: Sequence[int]) -> str:
         """The alt text of one frame: what it shows, in words."""
@@ -173,7 +188,10 @@ class Explorer:
     def frame_text_html(self, indices: Sequence[int]) -> str:
         """The region that repeats the shown frame's description for assistive technology."""
         text = html.escape(self.frame_alt(indices))
-        return f'<p class="actlab-frame-text" aria-live="polite" aria-atomic="true">{text}</p>'
+        return (
+            f'<p class="actlab-frame-text" aria-live="polite" aria-atomic="true" '
+            f'style="{VISUALLY_HIDDEN}">{text}</p>'
+        )
 
     def keys(self) -> list[tuple[int, ...]]:
         """Every combination of control indices, in row-major order of the controls."""

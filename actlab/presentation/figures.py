@@ -9,6 +9,13 @@ axis labels and ranges, the curves in each legend. The numbers behind the
 figure, when given, follow it as a table in a collapsible block, so a reader
 who cannot see the plot can still read the data.
 
+One rule sizes every figure and explorer frame for the page it lands on
+(:func:`check_figure`, applied by :func:`show` and by the explorers): drawn at the
+page's content width (:data:`CONTENT_WIDTH_IN`, made with :func:`panels`), at most
+two panels per row, no text under :data:`MIN_FONT_PT`, rendered at twice the
+pixel density it is shown at. ``show(..., name=...)`` glues the figure for a
+numbered MyST ``{glue:figure}`` with a visible caption.
+
 The palette is Okabe and Ito's colour-blind-safe set; :func:`use_style`
 installs it as matplotlib's colour cycle together with a line-style cycle, so
 curves differ by more than colour. Figures are drawn on an opaque white
@@ -20,8 +27,10 @@ from __future__ import annotations
 import base64
 import html
 import io
+import os
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import matplotlib as mpl
@@ -90,6 +99,103 @@ def activation_style(name: str) -> dict[str, Any]:
 #: :func:`activation_style` of every registry activation, by name.
 STYLES: dict[str, dict[str, Any]] = {name: activation_style(name) for name in ACTIVATIONS}
 
+#: The page's content width at 1280 px (the theme's article column, 672 CSS px), in inches
+#: of :data:`CSS_DPI`: a figure this wide is shown at its drawn size, text at its point size.
+CONTENT_WIDTH_IN = 6.7
+#: CSS pixels per inch of a figure: matplotlib's 100 dpi is one CSS pixel per figure pixel.
+CSS_DPI = 100
+#: Pixels per CSS pixel in the rendered PNG (sharp on high-density screens and when zoomed).
+DENSITY = 2
+#: The smallest text in any figure, in points at content width (≈ 13.9 CSS px).
+MIN_FONT_PT = 10.0
+#: The most panels side by side at content width; larger grids wrap onto more rows.
+MAX_COLUMNS = 2
+
+
+#: Whether :func:`render` refuses a figure that breaks the rule (off while chapters move
+#: over; ``ACTLAB_FIGURE_RULE=strict`` turns it on).
+ENFORCE = os.environ.get("ACTLAB_FIGURE_RULE") == "strict"
+
+
+class FigureRuleError(ValueError):
+    """A figure that breaks the course's figure rule (too wide, too many columns, tiny text)."""
+
+
+def panels(
+    n: int = 1,
+    *,
+    height: float = 2.6,
+    ncols: int | None = None,
+    sharex: bool | str = False,
+    sharey: bool | str = False,
+    **subplot_kw: Any,
+) -> tuple[Figure, list[Axes]]:
+    """A figure at content width with ``n`` panels, at most :data:`MAX_COLUMNS` per row.
+
+    Args:
+        n: number of panels; more than two wrap onto further rows (reading order).
+        height: height of one row of panels, in inches.
+        ncols: panels per row (1 or 2; default 2 when ``n`` > 1).
+        sharex, sharey: as in :func:`matplotlib.pyplot.subplots`.
+
+    Returns:
+        the figure (constrained layout) and a flat list of exactly ``n`` Axes.
+    """
+    if n < 1:
+        raise ValueError(f"a figure needs at least one panel, got {n}")
+    ncols = ncols or (1 if n == 1 else MAX_COLUMNS)
+    if not 1 <= ncols <= MAX_COLUMNS:
+        raise FigureRuleError(f"at most {MAX_COLUMNS} panels per row, got ncols={ncols}")
+    nrows = -(-n // ncols)
+    fig, grid = plt.subplots(
+        nrows,
+        ncols,
+        figsize=(CONTENT_WIDTH_IN, height * nrows),
+        sharex=sharex,
+        sharey=sharey,
+        squeeze=False,
+        layout="constrained",
+        subplot_kw=subplot_kw or None,
+    )
+    axes = list(grid.ravel())
+    for ax in axes[n:]:
+        ax.remove()
+    return fig, axes[:n]
+
+
+def _texts(fig: Figure) -> list[mpl.text.Text]:
+    """Every visible, non-empty text of a figure (titles, labels, ticks, legends, notes)."""
+    return [t for t in fig.findobj(mpl.text.Text) if t.get_visible() and t.get_text().strip()]
+
+
+def check_figure(fig: Figure) -> float:
+    """Raise :class:`FigureRuleError` unless ``fig`` follows the figure rule; return its
+    smallest font size in points.
+
+    The rule: at most :data:`CONTENT_WIDTH_IN` wide, at most :data:`MAX_COLUMNS` panels
+    side by side, no text smaller than :data:`MIN_FONT_PT`.
+    """
+    problems = []
+    width = fig.get_figwidth()
+    if width > CONTENT_WIDTH_IN + 0.01:
+        problems.append(
+            f"it is {width:.2f} in wide, more than the page's {CONTENT_WIDTH_IN} in "
+            "(make it with panels())"
+        )
+    plotted = [ax for ax in fig.axes if ax.get_visible() and ax.axison and not _is_colorbar(ax)]
+    columns = len({round(ax.get_position().x0, 2) for ax in plotted})
+    if columns > MAX_COLUMNS:
+        problems.append(f"it has {columns} panels side by side (at most {MAX_COLUMNS}; wrap them)")
+    fig.canvas.draw()
+    small = sorted({(t.get_fontsize(), _clean(t.get_text())[:30]) for t in _texts(fig)})
+    tiny = [f"'{text}' at {size:g} pt" for size, text in small if size < MIN_FONT_PT]
+    if tiny:
+        problems.append(f"text under {MIN_FONT_PT:g} pt: " + ", ".join(tiny[:5]))
+    if problems:
+        raise FigureRuleError("this figure breaks the figure rule: " + "; ".join(problems))
+    return min((size for size, _ in small), default=MIN_FONT_PT)
+
+
 #: A perceptually uniform map for heatmaps (legible in grey scale and to colour-blind readers).
 SEQUENTIAL_CMAP = "viridis"
 
@@ -109,6 +215,18 @@ def use_style() -> None:
     mpl.rcParams["figure.facecolor"] = "white"
     mpl.rcParams["savefig.facecolor"] = "white"
     mpl.rcParams["legend.framealpha"] = 0.9
+    # text sizes at content width: nothing under MIN_FONT_PT
+    for key, size in (
+        ("font.size", 11),
+        ("axes.titlesize", 11),
+        ("axes.labelsize", 11),
+        ("xtick.labelsize", 10),
+        ("ytick.labelsize", 10),
+        ("legend.fontsize", 10),
+        ("legend.title_fontsize", 10),
+        ("figure.titlesize", 12),
+    ):
+        mpl.rcParams[key] = size
 
 
 def _num(x: float) -> str:
@@ -233,19 +351,72 @@ def alt_text(fig: Figure, summary: str) -> str:
     return f"{summary} {describe_figure(fig)}"
 
 
-def png_bytes(fig: Figure, dpi: int = 100) -> bytes:
-    """Render ``fig`` to PNG bytes on a white background and close it."""
+def png_bytes(fig: Figure, dpi: int = CSS_DPI * DENSITY) -> bytes:
+    """Render ``fig`` to PNG bytes on a white background and close it.
+
+    The image is reduced to an adaptive palette of 256 colours: a plot's flat fills and
+    anti-aliased edges need no more, and the file is about a third of the full-colour one
+    (an explorer holds dozens of frames).
+    """
+    from PIL import Image
+
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", facecolor="white")
+    fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", pad_inches=0.04, facecolor="white")
     plt.close(fig)
-    return buf.getvalue()
+    image = Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
+    small = io.BytesIO()
+    image.quantize(256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE).save(
+        small, format="PNG", optimize=True
+    )
+    return small.getvalue()
 
 
-def img_tag(png: bytes, alt: str, cls: str = "actlab-figure-img") -> str:
-    """An ``<img>`` element holding ``png`` inline, with ``alt`` escaped."""
+def png_size(png: bytes) -> tuple[int, int]:
+    """Width and height in pixels, read from the PNG header."""
+    if png[:8] != b"\x89PNG\r\n\x1a\n":
+        raise ValueError("not a PNG image")
+    return int.from_bytes(png[16:20], "big"), int.from_bytes(png[20:24], "big")
+
+
+@dataclass(frozen=True)
+class Rendered:
+    """A figure rendered under the figure rule: the PNG and its smallest text in points."""
+
+    png: bytes
+    min_font_pt: float = MIN_FONT_PT
+    density: int = DENSITY
+
+
+def render(fig: Figure) -> Rendered:
+    """Check ``fig`` against the figure rule (:func:`check_figure`) and render it at
+    :data:`DENSITY` times the pixel density it is shown at."""
+    try:
+        smallest = check_figure(fig)
+    except FigureRuleError:
+        if ENFORCE:
+            raise
+        smallest = MIN_FONT_PT
+    return Rendered(png_bytes(fig, dpi=CSS_DPI * DENSITY), smallest)
+
+
+def img_tag(png: bytes | Rendered, alt: str, cls: str = "actlab-figure-img") -> str:
+    """An ``<img>`` element holding ``png`` inline, with ``alt`` escaped.
+
+    A :class:`Rendered` figure is shown at its CSS size (pixels over the density) and
+    carries ``data-font-px``, its smallest text in the image's own pixels, so that a
+    browser test can measure the text size a reader sees.
+    """
+    extra = ""
+    if isinstance(png, Rendered):
+        width, height = png_size(png.png)
+        extra = (
+            f' width="{round(width / png.density)}" height="{round(height / png.density)}"'
+            f' data-font-px="{png.min_font_pt * CSS_DPI * png.density / 72:.1f}"'
+        )
+        png = png.png
     data = base64.b64encode(png).decode("ascii")
     return (
-        f'<img class="{cls}" src="data:image/png;base64,{data}" alt="{html.escape(alt)}" '
+        f'<img class="{cls}" src="data:image/png;base64,{data}" alt="{html.escape(alt)}"{extra} '
         'style="max-width:100%;height:auto;background:white">'
     )
 
@@ -283,16 +454,19 @@ def _index_matters(df: Any) -> bool:
 class DescribedFigure:
     """A rendered figure with its alt text (and optional data table), displayed as HTML."""
 
-    def __init__(self, png: bytes, alt: str, table_html: str = "") -> None:
+    def __init__(self, png: bytes | Rendered, alt: str, table_html: str = "") -> None:
         self.png, self.alt, self.table_html = png, alt, table_html
 
     def _repr_html_(self) -> str:
-        return (
-            f'<figure class="actlab-figure">{img_tag(self.png, self.alt)}{self.table_html}</figure>'
-        )
+        # a <div>: in the book the figure sits inside the <figure> of its numbered caption
+        return f'<div class="actlab-figure">{img_tag(self.png, self.alt)}{self.table_html}</div>'
 
     def __repr__(self) -> str:  # plain-text front ends read the description
         return f"[figure] {self.alt}"
+
+
+#: A figure's name: the label of its numbered MyST figure, e.g. ``fig-ch04-stress``.
+FIGURE_NAME = re.compile(r"fig-[a-z0-9]+(?:-[a-z0-9]+)*")
 
 
 def show(
@@ -300,23 +474,38 @@ def show(
     summary: str,
     table: TableLike | None = None,
     table_caption: str | None = None,
-    dpi: int = 100,
+    name: str | None = None,
     display: bool = True,
 ) -> DescribedFigure | None:
-    """Display ``fig`` with alt text that says what it shows, and its data as a table.
+    """Show ``fig`` with alt text that says what it shows, and its data as a table.
+
+    The figure must follow the figure rule (:func:`check_figure`; make it with
+    :func:`panels`); it is rendered at :data:`DENSITY` times its display density.
 
     Args:
         fig: the finished figure (it is closed here, so it is not drawn twice).
-        summary: one or two sentences with the finding, built from computed values.
+        summary: one or two sentences with the finding, built from computed values: the
+            alt text starts with it.
         table: the numbers behind the figure (DataFrame or mapping of columns).
         table_caption: what the table holds (defaults to the summary).
+        name: the figure's label (``fig-...``): the figure is glued under it instead of
+            displayed, and the page shows it where a ``{glue:figure}`` directive with
+            ``:name:`` and a caption pastes it, numbered, so the text can cite it with
+            ``{numref}``.
         display: display the result (in a notebook) and return None, so that a
             ``show(...)`` on a cell's last line is not displayed twice; with
             ``display=False`` the result is returned instead.
     """
+    if name is not None and not FIGURE_NAME.fullmatch(name):
+        raise ValueError(f"a figure name looks like 'fig-ch04-stress', got {name!r}")
     alt = alt_text(fig, summary)
     tbl = "" if table is None else _table_html(table, table_caption or summary)
-    out = DescribedFigure(png_bytes(fig, dpi=dpi), alt, tbl)
+    out = DescribedFigure(render(fig), alt, tbl)
+    if name is not None:
+        from myst_nb import glue
+
+        glue(name, out, display=False)
+        return None
     if not display:
         return out
     from IPython.display import display as ipy_display
@@ -327,6 +516,13 @@ def show(
 
 __all__: Sequence[str] = (
     "CATEGORICAL",
+    "CONTENT_WIDTH_IN",
+    "FigureRuleError",
+    "MIN_FONT_PT",
+    "Rendered",
+    "check_figure",
+    "panels",
+    "render",
     "CYCLE_COLOURS",
     "OKABE_ITO",
     "DescribedFigure",

@@ -163,3 +163,74 @@ def test_one_panel_keeps_its_names_case_and_show_displays_once(monkeypatch) -> N
     monkeypatch.setattr("IPython.display.display", lambda obj: shown.append(obj))
     assert figures.show(fig, "ReLU rises") is None
     assert len(shown) == 1 and shown[0].alt.startswith("ReLU rises.")
+
+
+# --- the figure rule: content width, two panels a row, 10 pt text, twice the density ----
+
+
+def test_panels_wrap_at_two_a_row_at_content_width() -> None:
+    fig, axes = figures.panels(5, height=2.0)
+    assert len(axes) == 5 and len(fig.axes) == 5
+    assert fig.get_figwidth() == figures.CONTENT_WIDTH_IN
+    assert fig.get_figheight() == pytest.approx(3 * 2.0)
+    assert len({round(ax.get_position().x0, 2) for ax in axes}) == 2
+    assert figures.check_figure(fig) >= figures.MIN_FONT_PT
+    plt.close(fig)
+    one, (ax,) = figures.panels()
+    assert one.get_figwidth() == figures.CONTENT_WIDTH_IN
+    plt.close(one)
+    with pytest.raises(figures.FigureRuleError, match="at most 2 panels per row"):
+        figures.panels(3, ncols=3)
+
+
+@pytest.mark.parametrize(
+    ("make", "complaint"),
+    [
+        (lambda: plt.subplots(1, 2, figsize=(10, 3))[0], "10.00 in wide"),
+        (lambda: plt.subplots(1, 3, figsize=(6.5, 3))[0], "3 panels side by side"),
+        (lambda: _with_small_text(), "'tiny note' at 7 pt"),
+    ],
+)
+def test_figures_that_break_the_rule_are_refused_with_the_reason(make, complaint) -> None:
+    figures.use_style()
+    fig = make()
+    with pytest.raises(figures.FigureRuleError, match=re.escape(complaint)):
+        figures.check_figure(fig)
+    plt.close(fig)
+
+
+def _with_small_text() -> plt.Figure:
+    fig, (ax,) = figures.panels()
+    ax.text(0.5, 0.5, "tiny note", fontsize=7)
+    return fig
+
+
+def test_a_rendered_figure_is_shown_at_half_its_pixels_and_says_its_text_size() -> None:
+    figures.use_style()
+    fig, (ax,) = figures.panels(height=2.5)
+    ax.plot([0, 1], [0, 1], label="ReLU")
+    ax.legend()
+    rendered = figures.render(fig)
+    width, height = figures.png_size(rendered.png)
+    # twice the pixels of the content width (bbox_inches="tight" trims a little)
+    assert 2 * 600 < width <= 2 * figures.CONTENT_WIDTH_IN * figures.CSS_DPI + 20
+    tag = figures.img_tag(rendered, "a line")
+    assert f'width="{round(width / 2)}"' in tag and f'height="{round(height / 2)}"' in tag
+    font_px = float(re.search(r'data-font-px="([0-9.]+)"', tag)[1])
+    # 10 pt at 200 dpi is 27.8 image pixels: 13.9 CSS pixels once shown at half size
+    assert font_px == pytest.approx(figures.MIN_FONT_PT * 200 / 72, abs=0.1)
+    with pytest.raises(ValueError, match="not a PNG"):
+        figures.png_size(b"GIF89a" + bytes(30))
+
+
+def test_a_named_figure_is_glued_for_a_numbered_caption(monkeypatch) -> None:
+    glued = {}
+    monkeypatch.setattr("myst_nb.glue", lambda name, obj, display: glued.update({name: obj}))
+    fig, (ax,) = figures.panels()
+    ax.plot([0, 1], [1, 0])
+    assert figures.show(fig, "It falls", name="fig-ch09-falls") is None
+    assert list(glued) == ["fig-ch09-falls"]
+    page = glued["fig-ch09-falls"]._repr_html_()
+    assert page.startswith('<div class="actlab-figure"><img') and "It falls." in page
+    with pytest.raises(ValueError, match="fig-ch04-stress"):
+        figures.show(plt.figure(), "x", name="Figure 2")
