@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import http.server
 import os
+import re
 import sys
 import threading
 from collections.abc import Iterator
@@ -97,11 +98,11 @@ def open_ready(page, url: str) -> None:
 class PageVisit:
     """A page opened with every non-local request blocked and every error recorded."""
 
-    def __init__(self, browser, url: str, color_scheme: str = "light") -> None:
+    def __init__(self, browser, url: str, color_scheme: str = "light", width: int = 1200) -> None:
         self.errors: list[str] = []
         self.blocked: list[str] = []
         self.context = browser.new_context(
-            viewport={"width": 1200, "height": 900}, color_scheme=color_scheme
+            viewport={"width": width, "height": 900}, color_scheme=color_scheme
         )
         self.page = self.context.new_page()
         self.page.route("**/*", self._route)
@@ -128,8 +129,8 @@ class PageVisit:
 def visit(browser, site_url):
     visits: list[PageVisit] = []
 
-    def open_page(path: str) -> PageVisit:
-        v = PageVisit(browser, f"{site_url}/{path}")
+    def open_page(path: str, width: int = 1200) -> PageVisit:
+        v = PageVisit(browser, f"{site_url}/{path}", width=width)
         visits.append(v)
         return v
 
@@ -324,3 +325,110 @@ def test_an_explorer_is_operated_by_keyboard_alone(visit) -> None:
     assert visible_frame(explorer) != before, "an arrow key did not move the activation buttons"
     assert page.evaluate("() => document.activeElement.classList.contains('mod-active')")
     assert not v.errors, f"console errors: {v.errors}"
+
+
+# --- figures a reader can read; prose that does not read as a template --------------------
+
+# Every course figure and the explorer frame on show: whether it sits in a numbered figure
+# with a caption, and how tall its smallest text is on screen. The image carries its smallest
+# text in its own pixels (data-font-px, from the figure's font sizes); on screen that is
+# scaled by the displayed over the natural width.
+FIGURE_TEXT = """() => Array.from(document.querySelectorAll('main img.actlab-figure-img, main img.actlab-frame'))
+    .filter(img => img.getBoundingClientRect().width > 0)
+    .map(img => {
+        const fig = img.closest('figure');
+        const cap = fig && fig.querySelector('figcaption');
+        return {frame: img.classList.contains('actlab-frame'),
+                caption: cap ? cap.innerText.trim().slice(0, 60) : null,
+                natural: img.naturalWidth, shown: img.getBoundingClientRect().width,
+                font: parseFloat(img.dataset.fontPx || 'NaN'),
+                alt: (img.getAttribute('alt') || '').slice(0, 50)}; })"""
+
+
+@pytest.mark.parametrize("path", pages())
+def test_figures_have_numbered_captions_and_text_of_at_least_10_px(visit, path: str) -> None:
+    v = visit(path, width=1280)
+    settled(v)
+    found = v.page.evaluate(FIGURE_TEXT)
+    problems = []
+    for img in found:
+        if not img["frame"] and not re.match(r"Figure \d+\.\d+ \S", img["caption"] or ""):
+            problems.append(f"no numbered caption: {img['alt']!r} (caption {img['caption']!r})")
+        text_px = img["font"] * img["shown"] / img["natural"]
+        if not text_px >= 10:
+            problems.append(
+                f"smallest text {text_px:.1f} CSS px ({img['natural']} px shown at "
+                f"{img['shown']:.0f}): {img['alt']!r}"
+            )
+    assert not problems, f"{path}:\n" + "\n".join(problems)
+    # an explorer's description is read by screen readers and not drawn on the page
+    regions = v.page.evaluate(
+        """() => Array.from(document.querySelectorAll('main .actlab-frame-text')).map(p => {
+               const r = p.getBoundingClientRect();
+               return [r.width, r.height, p.textContent.trim().length]; })"""
+    )
+    assert all(w <= 1 and h <= 1 and n > 20 for w, h, n in regions), regions
+
+
+# What a reader sees, less code, inline code, code output, math and closed <details>
+# (innerText leaves out what is not rendered); with_output keeps the cells' output.
+VISIBLE_TEXT = """(withOutput) => {
+    const main = document.querySelector('main');
+    const hide = withOutput ? '.cell_input, mjx-container'
+                            : '.cell_input, mjx-container, pre, code, .output.stream';
+    const hidden = Array.from(main.querySelectorAll(hide));
+    const saved = hidden.map(el => el.style.display);
+    hidden.forEach(el => { el.style.display = 'none'; });
+    const text = main.innerText;
+    hidden.forEach((el, i) => { el.style.display = saved[i]; });
+    return text; }"""
+
+PROSE_PATTERNS = {
+    # within a line of prose (table cells are tab-separated and may repeat)
+    "a doubled word": re.compile(r"\b([A-Za-z]{2,}) +\1\b", re.I),
+    "'0 of N'": re.compile(r"\b0 of \d+\b"),
+    "'N of N'": re.compile(r"\b(\d+) of \1\b"),
+    "a negative zero": re.compile(r"(?<![\w.])[-−]0(?:[.,]0+)?(?![.\d])"),
+    "a raw snake_case key": re.compile(r"\b[a-z]+(?:_[a-z0-9]+)+\b"),
+}
+OUTPUT_PATTERNS = {
+    "a negative zero": PROSE_PATTERNS["a negative zero"],
+    "build chatter": re.compile(
+        r"running on (?:cpu|cuda|mps)|frames? (?:(?:computed|trained) and )?drawn in"
+        r"|executed on|networks?,? .{0,40}\bin \d+(?:\.\d+)? s\b",
+        re.I,
+    ),
+}
+
+
+def template_phrases(text: str, patterns: dict[str, re.Pattern]) -> list[str]:
+    out = []
+    for what, pattern in patterns.items():
+        for m in pattern.finditer(text):
+            out.append(f"{what}: ...{text[max(0, m.start() - 40) : m.end() + 30]!r}...")
+    return out
+
+
+def test_the_prose_scan_catches_what_it_looks_for() -> None:
+    bad = (
+        "(0 of 5 seeds diverged and are left out) with 5 of 5 seeds, hinges at -1, -0, 1 "
+        "and the the slope; leaky_relu wins"
+    )
+    found = " ".join(template_phrases(bad, PROSE_PATTERNS))
+    for what in ("doubled word", "'0 of N'", "'N of N'", "negative zero", "snake_case"):
+        assert what in found, what
+    fine = "−0.5, 2.5e−09, 3 of 5 seeds and 10 of 100\nReLU\trelu\tdiverged\tdiverged"
+    assert not template_phrases(fine.replace("relu", "ReLU"), PROSE_PATTERNS)
+    chatter = (
+        "running on cpu (2 threads)\n18 frames drawn in 1.7 s\n40 networks, 30 epochs, in 3.1 s"
+    )
+    assert len(template_phrases(chatter, OUTPUT_PATTERNS)) == 3
+
+
+@pytest.mark.parametrize("path", pages())
+def test_visible_text_reads_as_prose_not_a_template(visit, path: str) -> None:
+    v = visit(path, width=1280)
+    settled(v)
+    found = template_phrases(v.page.evaluate(VISIBLE_TEXT, False), PROSE_PATTERNS)
+    found += template_phrases(v.page.evaluate(VISIBLE_TEXT, True), OUTPUT_PATTERNS)
+    assert not found, f"{path}:\n" + "\n".join(found)
