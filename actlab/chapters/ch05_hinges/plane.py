@@ -170,6 +170,67 @@ def arrangement_box(
     return lo - pad, hi + pad
 
 
+def box_regions(
+    W: np.ndarray,
+    b: np.ndarray,
+    lo: float | Sequence[float],
+    hi: float | Sequence[float],
+    tol: float = 1e-9,
+) -> int:
+    """Exact number of the arrangement's regions that meet the open box ``(lo, hi)`` (chapter 5).
+
+    The same count as :func:`arrangement_regions`, inside a box: the box is convex, so a
+    line that crosses it is one chord, and adding the chords one at a time each is cut
+    by the distinct points where it meets earlier chords inside the box into pieces
+    that each split one region in two. Hence
+
+        regions in the box = 1 + (distinct lines crossing it) + sum over crossing points
+        p inside it of (m_p - 1).
+
+    A region meets a convex box in a convex, hence connected, set, so this is also the
+    number of distinct activation patterns in the box: what a fine grid of the box
+    counts (:func:`count_grid_regions`) when no region is thinner than its spacing.
+    """
+    lo = np.broadcast_to(np.asarray(lo, dtype=float), (2,))
+    hi = np.broadcast_to(np.asarray(hi, dtype=float), (2,))
+    lines = _distinct_lines(W, b, tol)
+    corners = np.array([[x, y] for x in (lo[0], hi[0]) for y in (lo[1], hi[1])])
+    values = corners @ lines[:, :2].T + lines[:, 2]  # (4, lines): signed distances
+    crossing = int(((values.min(0) < -tol) & (values.max(0) > tol)).sum())
+    pts, mult = arrangement_vertices(W, b, tol)
+    inside = np.all((pts > lo + tol) & (pts < hi - tol), axis=1) if len(pts) else np.zeros(0, bool)
+    return 1 + crossing + int((mult[inside] - 1).sum())
+
+
+def view_box(
+    W: np.ndarray, b: np.ndarray, coverage: float = 0.75, pad: float = 0.25
+) -> tuple[np.ndarray, np.ndarray]:
+    """A square of the plane to draw the regions in: around where the units' lines cross.
+
+    :func:`arrangement_box` holds every crossing, and two nearly parallel lines cross
+    far away, so in it the other regions shrink to a point. This square is centred on
+    the median crossing point and holds the nearest ``coverage`` of the crossings,
+    widened by ``pad`` times its half-width (half-width at least 1). With fewer than
+    two crossings it holds the crossing, if any, and every line's point nearest the
+    origin, widened the same way. Count what it shows with :func:`box_regions`.
+    """
+    W = np.asarray(W, dtype=float).reshape(-1, 2)
+    b = np.asarray(b, dtype=float).reshape(-1)
+    pts, _ = arrangement_vertices(W, b)
+    if len(pts) >= 2:
+        centre = np.median(pts, axis=0)
+        reach = np.abs(pts - centre).max(axis=1)  # each crossing's distance in the max norm
+        half = float(np.quantile(reach, coverage))
+    else:
+        norm2 = (W**2).sum(1)
+        live = norm2 > 1e-18
+        pts = np.concatenate([pts, -(b[live] / norm2[live])[:, None] * W[live], np.zeros((1, 2))])
+        centre = (pts.min(0) + pts.max(0)) / 2
+        half = float((pts.max(0) - pts.min(0)).max()) / 2
+    half = max(half * (1 + pad), 1.0)
+    return centre - half, centre + half
+
+
 # --------------------------------------------------------------------------- theoretical maxima
 
 
