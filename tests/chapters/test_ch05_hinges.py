@@ -325,6 +325,51 @@ def test_grid_counts_are_lower_bounds(seed: int) -> None:
     assert counts == sorted(counts) or counts[-1] == exact
 
 
+def test_box_regions_count_what_a_fine_grid_of_the_box_finds() -> None:
+    """Regions meeting a box: exact, equal to a fine grid's patterns when none is thin."""
+    cases = [
+        ([[1, 0], [0, 1], [1, 1]], [0, 0, -1]),  # general position
+        ([[1, 0], [0, 1], [1, 1]], [0, 0, 0]),  # concurrent
+        ([[1, 0], [1, 0], [0, 1]], [0, -1, 0]),  # two parallel
+        ([[1, 0], [0, 0], [0, 1], [-2, 0]], [0.5, 1, 0, 1]),  # w = 0, duplicate line
+    ]
+    for W, b in cases:
+        for lo, hi in [((-3, -3), (3, 3)), ((-0.7, -0.4), (0.6, 0.9)), ((0.2, 0.3), (2.0, 2.5))]:
+            grid = R.count_grid_regions(plane_layer(W, b), lo, hi, n=401)
+            assert R.box_regions(W, b, lo, hi) == grid, (W, b, lo, hi)
+        big_lo, big_hi = R.arrangement_box(W, b)
+        assert R.box_regions(W, b, big_lo, big_hi) == R.arrangement_regions(W, b)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_box_regions_of_random_lines(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    W, b = rng.normal(size=(6, 2)), rng.normal(size=6)
+    lo, hi = R.view_box(W, b)
+    inside = R.box_regions(W, b, lo, hi)
+    assert R.count_grid_regions(plane_layer(W, b), lo, hi, n=300) <= inside
+    assert inside <= R.arrangement_regions(W, b)
+    # A box that holds every crossing meets every region.
+    assert R.box_regions(W, b, *R.arrangement_box(W, b)) == R.arrangement_regions(W, b)
+    # A box that no line crosses is one region.
+    far = np.array([1e6, 1e6])
+    assert R.box_regions(W, b, far, far + 1) == 1
+
+
+def test_view_box_frames_where_the_lines_cross() -> None:
+    # Two nearly parallel lines cross far away; the view stays near the other crossings.
+    W = [[1, 0], [0, 1], [1, 1], [1, 1.001]]
+    b = [0, 0, -1, -1.5]
+    far, _ = R.arrangement_vertices(W, b)
+    lo, hi = R.view_box(W, b)
+    assert np.abs(far).max() > 100  # the nearly parallel pair
+    assert (hi - lo).max() < 10 and np.allclose(hi - lo, (hi - lo)[0])  # a small square
+    assert R.box_regions(W, b, lo, hi) < R.arrangement_regions(W, b)
+    # No crossing at all (parallel lines): a unit square around the lines' nearest points.
+    lo, hi = R.view_box([[1, 0], [1, 0]], [0, -1])
+    assert np.all(hi - lo >= 2) and R.box_regions([[1, 0], [1, 0]], [0, -1], lo, hi) == 3
+
+
 def test_activation_patterns_match_pytorch() -> None:
     net = random_net(4, 2, [5, 7, 3])
     X = np.random.default_rng(0).normal(size=(300, 2)) * 3

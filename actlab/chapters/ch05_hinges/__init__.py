@@ -8,7 +8,7 @@ This module computes those pieces exactly:
   layer (:func:`line_partition`): the input of each layer is affine on every
   current piece, so each unit's pre-activation has at most one zero per piece;
 * in the plane, for one hidden layer, from the arrangement of the units' lines
-  (:func:`arrangement_regions`), and for any depth by sampling patterns on a grid
+  (:func:`arrangement_regions`, or inside a box, :func:`box_regions`), and for any depth by sampling patterns on a grid
   (:func:`activation_patterns`, a lower bound);
 * and the theoretical maxima of the literature (:func:`montufar_lower_bound`,
   :func:`serra_upper_bound`).
@@ -41,6 +41,7 @@ from actlab.chapters.ch05_hinges.plane import (
     arrangement_box,
     arrangement_regions,
     arrangement_vertices,
+    box_regions,
     count_grid_regions,
     general_position_regions,
     montufar_lower_bound,
@@ -48,6 +49,7 @@ from actlab.chapters.ch05_hinges.plane import (
     plane_grid,
     plot_partition,
     serra_upper_bound,
+    view_box,
 )
 
 __all__ = [
@@ -58,6 +60,7 @@ __all__ = [
     "arrangement_box",
     "arrangement_regions",
     "arrangement_vertices",
+    "box_regions",
     "count_grid_regions",
     "count_line_regions",
     "general_position_regions",
@@ -74,4 +77,5 @@ __all__ = [
     "three_unit_explorer",
     "three_units",
     "three_units_figure",
+    "view_box",
 ]
