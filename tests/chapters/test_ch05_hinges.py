@@ -64,6 +64,18 @@ def torch_patterns(net: nn.Sequential, X: np.ndarray) -> np.ndarray:
     return np.concatenate(pats, axis=1)
 
 
+def torch_pre_activations(net: nn.Sequential, X: np.ndarray) -> list[np.ndarray]:
+    """The input of each hidden activation, in float64 (one array ``(N, width)`` per layer)."""
+    out, h = [], torch.as_tensor(np.asarray(X, dtype=float))
+    mods = list(net.double())
+    with torch.no_grad():
+        for k, m in enumerate(mods):
+            h = m(h)
+            if isinstance(m, nn.Linear) and k + 1 < len(mods):
+                out.append(h.numpy().copy())
+    return out
+
+
 # --------------------------------------------------------------------------- hinges, 1-D formulas
 
 
@@ -368,6 +380,31 @@ def test_view_box_frames_where_the_lines_cross() -> None:
     # No crossing at all (parallel lines): a unit square around the lines' nearest points.
     lo, hi = R.view_box([[1, 0], [1, 0]], [0, -1])
     assert np.all(hi - lo >= 2) and R.box_regions([[1, 0], [1, 0]], [0, -1], lo, hi) == 3
+
+
+def test_slope_probe_measures_each_members_own_activation() -> None:
+    x = np.linspace(-np.pi, np.pi, 16)[:, None]
+    members = members_grid(range(2), ["sigmoid", "tanh", "relu"])
+    res = train_ensemble(members, x, np.sin(x), depth=3, width=5, num_epochs=2, progress=False,
+                         probe=R.slope_probe(threshold=0.05), probe_epochs=[0, 2])  # fmt: skip
+    got = res.probes[0]
+    assert got.mean_slope.shape == got.below.shape == got.spread.shape == (6, 3)
+    assert got.threshold == 0.05
+    from actlab.engine.activations import ACTIVATIONS
+
+    # Against each member as a plain network, its pre-activations taken by hand.
+    fresh = train_ensemble(members, x, np.sin(x), depth=3, width=5, num_epochs=0, progress=False)
+    for i, m in enumerate(members):
+        act = ACTIVATIONS[m.activation]
+        for layer, z in enumerate(torch_pre_activations(fresh.model.member_module(i), x)):
+            slope = act.grad(z)
+            np.testing.assert_allclose(got.mean_slope[i, layer], slope.mean(), rtol=1e-4)
+            np.testing.assert_allclose(got.below[i, layer], (slope < 0.05).mean(), atol=1e-6)
+            np.testing.assert_allclose(got.spread[i, layer], act(z).std(0).mean(), rtol=1e-4)
+    sig = res.where(activation="sigmoid")
+    assert (got.mean_slope[sig] <= 0.25 + 1e-6).all()
+    relu = res.where(activation="relu")
+    np.testing.assert_allclose(got.below[relu], 1 - got.mean_slope[relu], atol=1e-6)  # 0 or 1
 
 
 def test_activation_patterns_match_pytorch() -> None:

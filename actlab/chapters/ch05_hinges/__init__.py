@@ -13,6 +13,9 @@ This module computes those pieces exactly:
 * and the theoretical maxima of the literature (:func:`montufar_lower_bound`,
   :func:`serra_upper_bound`).
 
+On the texture experiment's networks, :func:`slope_probe` measures each hidden layer's
+slopes (how many units sit in a flat tail) and how much its units vary with the input.
+
 The chapter's explorer (:func:`three_unit_explorer`) shows three units on the plane:
 their hinges on a line and the regions their lines cut.
 
@@ -51,9 +54,11 @@ from actlab.chapters.ch05_hinges.plane import (
     serra_upper_bound,
     view_box,
 )
+from actlab.chapters.ch05_hinges.texture import LayerSlopes, slope_probe
 
 __all__ = [
     "IntervalFormulas",
+    "LayerSlopes",
     "LinePartition",
     "Stage",
     "activation_patterns",
@@ -73,6 +78,7 @@ __all__ = [
     "plot_partition",
     "region_count_probe",
     "serra_upper_bound",
+    "slope_probe",
     "stages_from_weights",
     "three_unit_explorer",
     "three_units",
