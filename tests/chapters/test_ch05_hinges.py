@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import math
+import re
 
 import numpy as np
 import pytest
@@ -513,13 +515,16 @@ def test_three_unit_explorer_frames_change_with_the_controls() -> None:
     w1.index = 1
     assert text.value == explorer.frame_text_html((1, 0, 1))
     assert explorer.frame_alt((1, 0, 1)).startswith(
-        "w₁ = 0, b₂ = 1, b₃ = -1: 3 pieces on the x₁-axis (hinges at -1, 1); the lines cut "
+        "w₁ = 0, b₂ = 1, b₃ = −1: 3 pieces on the x₁-axis (hinges at −1 and 1); the lines cut "
         "the plane into 7 regions, 7 in general position"
     )
+    for key in itertools.product(range(3), [0], range(2)):
+        finding = explorer.frame_alt(key).split(". ", 1)[0]  # the frame's own sentence
+        assert not re.search(r"-[\d.]|−0(?![.\d])", finding), "true minus signs, no negative zero"
     w1.index, b3.index = 0, 0  # lines 1 and 3 are one line
     assert text.value == explorer.frame_text_html((0, 0, 0))
     assert explorer.frame_alt((0, 0, 0)).startswith(
-        "w₁ = -1, b₂ = 1, b₃ = 0: 3 pieces on the x₁-axis (hinges at -1, 0); the lines cut "
+        "w₁ = −1, b₂ = 1, b₃ = 0: 3 pieces on the x₁-axis (hinges at −1 and 0); the lines cut "
         "the plane into 4 regions, 7 in general position"
     )
 

@@ -12,11 +12,16 @@ from matplotlib.figure import Figure
 from actlab.chapters.ch05_hinges.lines import Stage, line_partition, stages_from_weights
 from actlab.chapters.ch05_hinges.plane import (
     arrangement_regions,
+    box_regions,
     general_position_regions,
     plot_partition,
 )
 from actlab.presentation.explorer import Control, Explorer
 from actlab.presentation.figures import CATEGORICAL, OKABE_ITO
+from actlab.presentation.prose import num, nums, plural
+
+#: The square of the plane the explorer draws, and the segment of the x₁-axis.
+BOX = (-3.0, 3.0)
 
 
 def three_units(w1: float, b2: float, b3: float) -> tuple[np.ndarray, np.ndarray, list[Stage]]:
@@ -31,8 +36,8 @@ def three_units_figure(w1: float, b2: float, b3: float) -> Figure:
     (left) and the plane coloured by activation pattern with the units' lines (right)."""
     W, b, net = three_units(w1, b2, b3)
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(7.6, 3))
-    part = line_partition(net, -3, 3)
-    ts = np.linspace(-3, 3, 601)
+    part = line_partition(net, *BOX)
+    ts = np.linspace(*BOX, 601)
     ax1.plot(ts, part(ts)[:, 0], color=CATEGORICAL[4], lw=2)
     for h in part.breakpoints:
         ax1.axvline(h, color=OKABE_ITO["black"], ls=":", lw=1)
@@ -40,26 +45,30 @@ def three_units_figure(w1: float, b2: float, b3: float) -> Figure:
         xlabel="$x_1$ (with $x_2 = 0$)", ylabel="$f$", ylim=(-4, 7),
         title=f"{part.n_regions} pieces on the axis",
     )  # fmt: skip
-    plot_partition(ax2, net, -3, 3, n=220)
+    plot_partition(ax2, net, *BOX, n=220)
     ax2.axhline(0, color=OKABE_ITO["grey"], lw=2, alpha=0.6)
-    ax2.set_title(
-        f"exact {arrangement_regions(W, b)} regions "
-        f"(general position: {general_position_regions(3)})",
-        fontsize=9,
-    )
+    ax2.set_title(_regions_title(W, b), fontsize=9)
     fig.subplots_adjust(left=0.08, right=0.98, bottom=0.16, top=0.9, wspace=0.3)
     return fig
+
+
+def _regions_title(W: np.ndarray, b: np.ndarray) -> str:
+    """The plane panel's title: the exact regions, and how many of them meet the square drawn."""
+    total, seen = arrangement_regions(W, b), box_regions(W, b, *BOX)
+    where = "all in view" if seen == total else f"{seen} in view"
+    return f"{total} regions ({where})"
 
 
 def _describe_three_units(w1: float, b2: float, b3: float) -> str:
     """The finding of one frame: the pieces and hinges on the axis, the regions of the plane."""
     W, b, net = three_units(w1, b2, b3)
-    part = line_partition(net, -3, 3)
-    at = ", ".join(f"{h:g}" for h in part.breakpoints) or "none"
+    part = line_partition(net, *BOX)
+    k = len(part.breakpoints)
+    hinges = f"{plural(k, 'hinge')} at {nums(part.breakpoints, 'g')}" if k else "no hinge"
     return (
-        f"w₁ = {w1:g}, b₂ = {b2:g}, b₃ = {b3:g}: {part.n_regions} pieces on the x₁-axis "
-        f"(hinges at {at}); the lines cut the plane into {arrangement_regions(W, b)} regions, "
-        f"{general_position_regions(3)} in general position"
+        f"w₁ = {num(w1, 'g')}, b₂ = {num(b2, 'g')}, b₃ = {num(b3, 'g')}: {part.n_regions} "
+        f"pieces on the x₁-axis ({hinges}); the lines cut the plane into "
+        f"{arrangement_regions(W, b)} regions, {general_position_regions(3)} in general position"
     )
 
 
