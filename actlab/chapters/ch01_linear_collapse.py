@@ -10,9 +10,11 @@ import torch
 from matplotlib.axes import Axes
 from torch import nn
 
+from actlab.engine.activations import LABELS
 from actlab.engine.device import cpu_threads
 from actlab.engine.models import hidden_outputs
-from actlab.presentation.figures import OKABE_ITO
+from actlab.presentation.figures import OKABE_ITO, panels
+from actlab.presentation.prose import count
 
 Layer = tuple[np.ndarray, np.ndarray]
 
@@ -227,8 +229,6 @@ def depth_activation_explorer(
     Each frame trains a network with hidden layers of 8 units, the last one 2 units
     wide so that its space can be drawn with the warped grid and the data in it.
     """
-    import matplotlib.pyplot as plt
-
     from actlab.engine.device import set_seed
     from actlab.engine.models import mlp
     from actlab.presentation.explorer import Control, Explorer
@@ -242,13 +242,12 @@ def depth_activation_explorer(
         res = train_classifier(net, X, y, num_epochs=num_epochs, lr=0.02, device=device)
         accuracies[depth, activation] = res["accuracy"]
         net = net.cpu()
-        fig, (ax_in, ax_hidden) = plt.subplots(1, 2, figsize=(8, 3.8))
+        fig, (ax_in, ax_hidden) = panels(2, height=3.2)
         plot_boundary(ax_in, net, X, y)
         ax_in.set_title(f"input plane: accuracy {res['accuracy']:.2f}")
         plot_grid(ax_hidden, net, depth, lines)
         scatter(ax_hidden, map_through(net, X, depth), y)
         ax_hidden.set_title(f"after hidden layer {depth}")
-        fig.tight_layout()
         return fig
 
     return Explorer(
@@ -264,10 +263,10 @@ def depth_activation_explorer(
 
 def _describe_frame(depth: int, activation: str, accuracies: dict[tuple[int, str], float]) -> str:
     """The finding of one frame of chapter 1's explorer, from the accuracy its training reached."""
-    name = "no activation" if activation == "none" else activation
+    name = "no activation" if activation == "none" else LABELS[activation]
     acc = accuracies[depth, activation]
     shape = "a straight line" if activation == "none" else "bent by the activation"
     return (
-        f"{depth} hidden layer{'s' if depth > 1 else ''} with {name}: accuracy {acc:.2f} "
+        f"{count(depth, 'hidden layer')} with {name}: accuracy {acc:.2f} "
         f"on the two rings; the decision boundary is {shape}"
     )

@@ -17,6 +17,7 @@ from actlab.chapters.ch01_linear_collapse import (  # noqa: E402
     collapse,
     collapse_module,
     collapsed_rank,
+    depth_activation_explorer,
     grid_lines,
     is_affine,
     map_through,
@@ -150,3 +151,17 @@ def test_plots_draw_and_reject_layers_that_are_not_2d() -> None:
     with pytest.raises(ValueError, match="a grid needs 2"):
         plot_grid(b, mlp(2, 3, 1, 1, "tanh"), 1, grid_lines(n_lines=3))
     plt.close(fig)
+
+
+def test_explorer_frames_follow_the_figure_rule_and_name_activations_by_label() -> None:
+    from actlab.presentation.figures import check_figure
+
+    X, y = circles(60, noise=0.05, seed=0)
+    explorer = depth_activation_explorer(
+        X, y, depths=(1, 2), activations=("none", "leaky_relu"), num_epochs=5
+    )
+    fig = explorer.draw(depth=1, activation="leaky_relu")
+    check_figure(fig)  # content width, two panels side by side, no text under 10 pt
+    plt.close(fig)
+    assert explorer.frame_alt((0, 1)).startswith("1 hidden layer with Leaky ReLU: accuracy")
+    assert explorer.frame_alt((1, 0)).startswith("2 hidden layers with no activation")
