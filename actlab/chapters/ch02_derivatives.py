@@ -10,7 +10,6 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
@@ -18,6 +17,7 @@ from matplotlib.figure import Figure
 
 from actlab.engine.activations import (
     ACTIVATIONS,
+    LABELS,
     Activation,
     ArrayFn,
     TensorFn,
@@ -25,7 +25,8 @@ from actlab.engine.activations import (
     get,
 )
 from actlab.presentation.explorer import Control, Explorer
-from actlab.presentation.figures import activation_style
+from actlab.presentation.figures import activation_style, panels
+from actlab.presentation.prose import num
 from actlab.presentation.units import format_duration
 
 # The explorer leaves out gelu_tanh: on a plot it is indistinguishable from exact GELU.
@@ -37,12 +38,12 @@ def overlay_figure(names: Sequence[str] | None = None, lim: float = 5.0) -> Figu
     """Curves phi(z) (left) and derivatives phi'(z) (right) of the given activations."""
     names = list(names) if names is not None else list(ACTIVATIONS)
     z = np.linspace(-lim, lim, 801)
-    fig, (ax_f, ax_d) = plt.subplots(1, 2, figsize=(10, 4), sharex=True)
+    fig, (ax_f, ax_d) = panels(2, height=2.8, sharex=True)
     for i, name in enumerate(names):
         act = get(name)
         # markers staggered along z, so that curves that coincide still show each marker
         style = dict(lw=1.6, markevery=(11 * i % 100, 100), ms=4, **activation_style(name))
-        ax_f.plot(z, act.np_fn(z), label=act.label, **style)
+        ax_f.plot(z, act.np_fn(z), label=LABELS[name], **style)
         ax_d.plot(z, act.np_dfn(z), **style)
     ax_f.set(title=r"activation $\varphi(z)$", xlabel="$z$", ylim=(-1.5, 4))
     ax_d.set(title=r"derivative $\varphi'(z)$", xlabel="$z$", ylim=(-0.2, 1.25))
@@ -50,8 +51,7 @@ def overlay_figure(names: Sequence[str] | None = None, lim: float = 5.0) -> Figu
         ax.axhline(0, color="0.6", lw=0.6)
         ax.axvline(0, color="0.6", lw=0.6)
         ax.grid(alpha=0.3)
-    fig.legend(loc="outside right center", frameon=False)
-    fig.set_layout_engine("constrained")
+    fig.legend(loc="outside lower center", ncols=5, frameon=False)
     return fig
 
 
@@ -60,18 +60,26 @@ def tangent_figure(activation: str, z: float, lim: float = 7.0) -> Figure:
     act = get(activation)
     grid = np.linspace(-lim, lim, 561)
     value, slope = float(act.np_fn(z)), float(act.np_dfn(z))
-    fig, (ax_f, ax_d) = plt.subplots(1, 2, figsize=(7.5, 2.9))
+    fig, (ax_f, ax_d) = panels(2, height=2.9)
     ax_f.plot(grid, act.np_fn(grid), color="C0", lw=1.8)
     ax_f.plot(grid, value + slope * (grid - z), color="C3", lw=1.2, ls="--", label="tangent")
     ax_f.plot([z], [value], "o", color="C3")
     lo, hi = float(act.np_fn(grid).min()), float(act.np_fn(grid).max())
     pad = 0.15 * (hi - lo)
-    ax_f.set(ylim=(lo - pad, hi + pad), xlabel="$z$", title=f"{act.label}: φ({z:g}) = {value:.4g}")
+    ax_f.set(
+        ylim=(lo - pad, hi + pad),
+        xlabel="$z$",
+        title=f"{act.label}: φ({num(z, 'g')}) = {num(value, '.4g')}",
+    )
     ax_d.plot(grid, act.np_dfn(grid), color="C2", lw=1.8)
     ax_d.plot([z], [slope], "o", color="C3")
-    dmax = float(act.np_dfn(grid).max())
+    # the whole slope curve in view, GELU's and SiLU's dips below 0 included
+    dmin, dmax = min(float(act.np_dfn(grid).min()), 0.0), float(act.np_dfn(grid).max())
+    span = dmax - dmin
     ax_d.set(
-        ylim=(-0.05 * dmax - 0.02, 1.15 * dmax), xlabel="$z$", title=f"φ'({z:g}) = {slope:.4g}"
+        ylim=(dmin - 0.05 * span - 0.02, dmax + 0.15 * span),
+        xlabel="$z$",
+        title=f"φ'({num(z, 'g')}) = {num(slope, '.4g')}",
     )
     if act.kinks and z in act.kinks:
         ax_d.annotate(
@@ -79,19 +87,17 @@ def tangent_figure(activation: str, z: float, lim: float = 7.0) -> Figure:
             (z, slope),
             xytext=(0.03, 0.9),
             textcoords="axes fraction",
-            fontsize=8,
             arrowprops=dict(arrowstyle="->", lw=0.6),
         )
     for ax in (ax_f, ax_d):
         ax.axhline(0, color="0.6", lw=0.6)
         ax.axvline(0, color="0.6", lw=0.6)
         ax.grid(alpha=0.3)
-    fig.tight_layout()
     return fig
 
 
 def tangent_explorer(
-    names: Sequence[str] = EXPLORER_NAMES, zs: Sequence[float] = EXPLORER_Z, dpi: int = 72
+    names: Sequence[str] = EXPLORER_NAMES, zs: Sequence[float] = EXPLORER_Z
 ) -> Explorer:
     """Explorer: activation x z -> value, slope and tangent line (chapter 2)."""
     return Explorer(
@@ -100,7 +106,6 @@ def tangent_explorer(
             Control("activation", list(names), label="activation", kind="dropdown"),
             Control("z", [float(v) for v in zs], label="z", default=0.0),
         ],
-        dpi=dpi,
         describe=_describe_tangent,
     )
 
@@ -109,7 +114,10 @@ def _describe_tangent(activation: str, z: float) -> str:
     """The finding of one tangent frame: the value and the slope at ``z``."""
     act = get(activation)
     value, slope = float(act.np_fn(z)), float(act.np_dfn(z))
-    return f"{act.label} at z = {z:g}: value {value:.4g}, slope of the tangent {slope:.4g}"
+    return (
+        f"{act.label} at z = {num(z, 'g')}: value {num(value, '.4g')}, "
+        f"slope of the tangent {num(slope, '.4g')}"
+    )
 
 
 def overlay_table(names: Sequence[str] | None = None, lim: float = 5.0) -> pd.DataFrame:

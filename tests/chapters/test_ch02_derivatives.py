@@ -14,6 +14,7 @@ from conftest import Z_GRID as Z
 from actlab.chapters import ch02_derivatives as D
 from actlab.engine import activations as A
 from actlab.engine.device import get_device
+from actlab.presentation.prose import num
 
 
 def test_three_way_check_reports_small_errors(act: A.Activation) -> None:
@@ -121,7 +122,7 @@ def test_overlay_draws_every_activation_and_its_derivative_in_its_registry_style
     ax_f, ax_d = fig.axes
     curves_f = [line for line in ax_f.lines if len(line.get_xdata()) > 2]  # not the axis lines
     curves_d = [line for line in ax_d.lines if len(line.get_xdata()) > 2]
-    assert [line.get_label() for line in curves_f] == [A.get(n).label for n in names]
+    assert [line.get_label() for line in curves_f] == [A.LABELS[n] for n in names]
     for name, f_line, d_line in zip(names, curves_f, curves_d, strict=True):
         z = np.asarray(f_line.get_xdata())
         np.testing.assert_allclose(f_line.get_ydata(), A.get(name).np_fn(z))
@@ -148,7 +149,30 @@ def test_tangent_figure_touches_the_curve_with_the_derivative_as_slope(name: str
     assert [(p.get_xdata()[0], p.get_ydata()[0]) for p in points] == [
         (z, pytest.approx(act.np_dfn(z)))
     ]
-    assert f"{float(act.np_fn(z)):.4g}" in ax_f.get_title()
+    assert num(float(act.np_fn(z)), ".4g") in ax_f.get_title()  # true minus sign
+    plt.close(fig)
+
+
+def test_chapter_figures_follow_the_figure_rule() -> None:
+    import matplotlib.pyplot as plt
+
+    from actlab.chapters.ch02_derivatives import overlay_figure, tangent_figure
+    from actlab.presentation.figures import check_figure
+
+    for fig in (overlay_figure(), tangent_figure("relu", 0.0), tangent_figure("silu", -3.0)):
+        check_figure(fig)  # content width, two panels a row, no text under 10 pt
+        plt.close(fig)
+
+
+def test_tangent_figure_shows_the_whole_slope_curve() -> None:
+    import matplotlib.pyplot as plt
+
+    from actlab.chapters.ch02_derivatives import tangent_figure
+
+    fig = tangent_figure("gelu", 0.0)
+    low, high = fig.axes[1].get_ylim()
+    slopes = A.get("gelu").np_dfn(np.linspace(-7, 7, 561))
+    assert low < slopes.min() and high > slopes.max()  # GELU's dip below 0 is in view
     plt.close(fig)
 
 
