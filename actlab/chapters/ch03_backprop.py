@@ -6,16 +6,17 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
 from matplotlib.figure import Figure
 from torch import nn
 
-from actlab.engine.activations import get
+from actlab.engine.activations import LABELS, get
 from actlab.engine.models import activation_module, linear_layers
 from actlab.presentation.explorer import Control, Explorer
+from actlab.presentation.figures import panels
+from actlab.presentation.prose import count, num
 
 # ---------------------------------------------------------------------------
 # Activation values and slopes, from the activation registry (chapter 2)
@@ -292,6 +293,10 @@ def chain_gain(
 
 GradTable = Mapping[tuple[int, str, str], np.ndarray]
 
+#: The initialisation schemes by the names :func:`actlab.ensemble.members_grid` takes, as a
+#: reader reads them (Glorot and Bengio's is known as Xavier initialisation).
+INIT_LABELS = {"default": "PyTorch default", "xavier": "Xavier", "he": "He"}
+
 
 def gradient_norm_explorer(
     grad_table: GradTable,
@@ -307,16 +312,20 @@ def gradient_norm_explorer(
             :func:`actlab.ensemble.gradient_norms_at_init`).
         depths, activations, inits: the values of the three controls, in display order.
     """
+    # the buttons show the schemes' names ("Xavier"); the table is keyed by members_grid's
+    by_label = {INIT_LABELS.get(init, init): init for init in inits}
     return Explorer(
-        lambda depth, activation, init: gradient_norm_figure(grad_table, depth, activation, init),
+        lambda depth, activation, init: gradient_norm_figure(
+            grad_table, depth, activation, by_label[init]
+        ),
         [
             Control("depth", list(depths), label="hidden layers"),
             Control("activation", list(activations), kind="buttons"),
-            Control("init", list(inits), kind="buttons"),
+            Control("init", list(by_label), label="initialisation", kind="buttons"),
         ],
         title="Depth × activation × initialisation → gradient norm per layer",
         describe=lambda depth, activation, init: _describe_gradient_norms(
-            grad_table, depth, activation, init
+            grad_table, depth, activation, by_label[init]
         ),
     )
 
@@ -324,11 +333,13 @@ def gradient_norm_explorer(
 def gradient_norm_figure(grad_table: GradTable, depth: int, activation: str, init: str) -> Figure:
     """One frame of :func:`gradient_norm_explorer`: ``‖∂L/∂W‖`` per layer on a log axis."""
     g = grad_table[depth, activation, init]
-    fig, ax = plt.subplots(figsize=(5, 2.8))
+    fig, (ax,) = panels(1, height=2.8)
     ax.plot(np.arange(1, depth + 2), g, marker="o", ms=3)
+    ratio = num(g[0] / g[-1], ".1e")
+    title = f"{LABELS[activation]}, {INIT_LABELS.get(init, init)} init: first/last = {ratio}"
     ax.set(
         yscale="log", ylim=(1e-14, 1e2), xlim=(0.5, depth + 1.5), xlabel="layer (input side = 1)",
-        ylabel="‖∂L/∂W‖", title=f"{activation}, {init} init: first/last = {g[0] / g[-1]:.1e}",
+        ylabel="‖∂L/∂W‖", title=title,
     )  # fmt: skip
     return fig
 
@@ -337,6 +348,7 @@ def _describe_gradient_norms(grad_table: GradTable, depth: int, activation: str,
     """The finding of one frame: how far the first layer's gradient norm is below the last's."""
     g = grad_table[depth, activation, init]
     return (
-        f"{depth} hidden layers of {activation} with {init} initialisation: the first layer's gradient "
-        f"norm is {g[0] / g[-1]:.1e} times the last layer's"
+        f"{count(depth, 'hidden layer')} of {LABELS[activation]} with {INIT_LABELS.get(init, init)} "
+        f"initialisation: the first layer's gradient norm is {num(g[0] / g[-1], '.1e')} times the "
+        "last layer's"
     )

@@ -124,6 +124,21 @@ def test_gradient_norm_explorer_frames_change_with_the_controls() -> None:
     init.index = 1
     assert text.value == explorer.frame_text_html((1, 1, 1))
     assert explorer.frame_alt((1, 1, 1)).startswith(
-        "4 hidden layers of relu with he initialisation: the first layer's gradient "
-        "norm is 1.0e-09 times the last layer's"
+        "4 hidden layers of ReLU with He initialisation: the first layer's gradient "
+        "norm is 1.0e\N{MINUS SIGN}09 times the last layer's"
     )
+    # the buttons name the schemes as a reader knows them
+    assert [label for label, _ in init.options] == ["Xavier", "He"]
+
+
+def test_gradient_norm_frames_follow_the_figure_rule() -> None:
+    import matplotlib.pyplot as plt
+
+    from actlab.chapters.ch03_backprop import gradient_norm_figure
+    from actlab.presentation.figures import check_figure
+
+    table = {(3, "gelu", "default"): np.geomspace(1e-3, 1.0, 4)}
+    fig = gradient_norm_figure(table, 3, "gelu", "default")
+    check_figure(fig)  # content width, one panel a row, no text under 10 pt
+    assert fig.axes[0].get_title().startswith("GELU, PyTorch default init")
+    plt.close(fig)
