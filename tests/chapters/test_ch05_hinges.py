@@ -529,6 +529,28 @@ def test_three_unit_explorer_frames_change_with_the_controls() -> None:
     )
 
 
+def test_three_unit_frames_follow_the_figure_rule() -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from actlab.chapters.ch05_hinges.explorer import BOX
+    from actlab.presentation.figures import check_figure
+
+    for args in [(2.0, 1.0, -1.0), (-1.0, 0.0, 0.0), (0.0, 1.0, 0.0)]:
+        fig = R.three_units_figure(*args)
+        assert check_figure(fig) >= 10, "text of at least 10 pt at content width"
+        f_axis, plane = fig.axes[:2]
+        assert f_axis.get_xlim() == plane.get_xlim() == BOX  # one segment, one square
+        lo, hi = f_axis.get_ylim()
+        ys = np.concatenate(
+            [line.get_ydata() for line in f_axis.lines if len(line.get_ydata()) > 2]
+        )
+        assert lo < ys.min() and ys.max() < hi, "the curve is in view"
+        plt.close(fig)
+
+
 def test_region_count_probe_counts_every_member_exactly() -> None:
     from actlab.ensemble import members_grid, train_ensemble
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
 
@@ -17,7 +16,7 @@ from actlab.chapters.ch05_hinges.plane import (
     plot_partition,
 )
 from actlab.presentation.explorer import Control, Explorer
-from actlab.presentation.figures import CATEGORICAL, OKABE_ITO
+from actlab.presentation.figures import CATEGORICAL, OKABE_ITO, panels
 from actlab.presentation.prose import num, nums, plural
 
 #: The square of the plane the explorer draws, and the segment of the x₁-axis.
@@ -35,20 +34,19 @@ def three_units_figure(w1: float, b2: float, b3: float) -> Figure:
     """One frame of :func:`three_unit_explorer`: ``f`` along the x₁-axis with its hinges
     (left) and the plane coloured by activation pattern with the units' lines (right)."""
     W, b, net = three_units(w1, b2, b3)
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(7.6, 3))
+    fig, (ax1, ax2) = panels(2, height=3.2)
     part = line_partition(net, *BOX)
     ts = np.linspace(*BOX, 601)
     ax1.plot(ts, part(ts)[:, 0], color=CATEGORICAL[4], lw=2)
     for h in part.breakpoints:
         ax1.axvline(h, color=OKABE_ITO["black"], ls=":", lw=1)
     ax1.set(
-        xlabel="$x_1$ (with $x_2 = 0$)", ylabel="$f$", ylim=(-4, 7),
+        xlabel="$x_1$ (with $x_2 = 0$)", ylabel="$f$", xlim=BOX, ylim=(-2.5, 6.5),
         title=f"{part.n_regions} pieces on the axis",
     )  # fmt: skip
     plot_partition(ax2, net, *BOX, n=220)
     ax2.axhline(0, color=OKABE_ITO["grey"], lw=2, alpha=0.6)
-    ax2.set_title(_regions_title(W, b), fontsize=9)
-    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.16, top=0.9, wspace=0.3)
+    ax2.set_title(_regions_title(W, b))
     return fig
 
 
@@ -92,7 +90,6 @@ def three_unit_explorer(
             Control("b2", [float(v) for v in b2s], label="b₂", kind="buttons", default=b2),
             Control("b3", [float(v) for v in b3s], label="b₃", kind="buttons", default=b3),
         ],
-        dpi=70,
         describe=_describe_three_units,
         title="Three units → hinges on a line and regions of the plane",
     )
