@@ -132,7 +132,7 @@ def overlay_table(names: Sequence[str] | None = None, lim: float = 5.0) -> pd.Da
             {
                 "registry key": name,
                 "activation": act.label,
-                f"φ({-lim:g})": float(act.np_fn(-lim)),
+                f"φ({num(-lim, 'g')})": float(act.np_fn(-lim)),
                 f"φ({lim:g})": float(act.np_fn(lim)),
                 "largest slope": float(d.max()),
                 "at z": float(z[d.argmax()]),

@@ -153,6 +153,10 @@ def test_tangent_figure_touches_the_curve_with_the_derivative_as_slope(name: str
     plt.close(fig)
 
 
+def test_overlay_table_heads_its_columns_with_a_true_minus_sign() -> None:
+    assert list(D.overlay_table(["relu"]).columns[1:3]) == ["φ(\N{MINUS SIGN}5)", "φ(5)"]
+
+
 def test_chapter_figures_follow_the_figure_rule() -> None:
     import matplotlib.pyplot as plt
 
