@@ -13,20 +13,28 @@ from actlab.chapters.ch04_dead_relu import (
     UnitCounts,
     backward_backend,
     count_units,
+    dead_at_ends,
     dead_masks,
     diverged,
     first_layer_dead_on_interval,
     format_mean_std,
+    format_rate,
+    gaussian_sine,
     kept_mean_std,
+    layer_groups,
+    left_out,
     network_unit_counts,
+    rate_phrase,
     revival_demo,
     sweep_table,
     unit_hinges,
     unit_probe,
+    verdicts,
+    versus,
     zero_slope_threshold,
 )
 from actlab.engine.device import get_device
-from actlab.ensemble import EnsembleMLP, Member, build_member, train_ensemble
+from actlab.ensemble import EnsembleMLP, Member, build_member, members_grid, train_ensemble
 
 X1 = torch.linspace(-1, 1, 21, dtype=torch.float64)[:, None]
 
@@ -168,6 +176,19 @@ def test_diverged_runs_are_left_out_of_the_table() -> None:
     assert table["dead"].iloc[0] == 1.0 and table["final loss"].iloc[0] == pytest.approx(0.4)
 
 
+def test_dead_at_init_counts_every_seed_even_those_that_diverge_later() -> None:
+    # three runs; the last two diverge. At epoch 0 run 0 has 0 dead units of 2, runs 1 and 2 both.
+    losses = np.array([[1.0, 1.0, 1.0], [0.5, np.nan, 0.2], [0.4, 0.3, 3.0]])
+    p0 = np.ones((3, 1, 2), dtype=int)
+    p0[1:] = 0
+    p1 = np.zeros((3, 1, 2), dtype=int)
+    h = DeadHistory.from_probes({0: UnitCounts(p0, p0, 4), 2: UnitCounts(p1, p1, 4)})
+    table = sweep_table([Member(s, "relu", lr=0.1) for s in range(3)], h, losses, baseline=1.0)
+    assert table["dead at init"].iloc[0] == pytest.approx(2 / 3)  # every seed
+    assert table["dead at init std"].iloc[0] == pytest.approx(np.std([0.0, 1.0, 1.0]))
+    assert table["dead"].iloc[0] == 1.0  # after training: the one run that did not diverge
+
+
 def test_histogram_probe_counts_every_activation_once() -> None:
     members = [Member(0, "relu"), Member(1, "sigmoid")]
     model = EnsembleMLP(members, 1, 6, 3, 1)
@@ -261,6 +282,8 @@ def test_kept_mean_std_leaves_out_diverged_runs_and_says_so_when_none_is_left() 
     assert np.isnan(gone).all()
     assert format_mean_std(*gone) == "diverged"
     assert format_mean_std(mean, std) == "30.0 ± 16.3 %"
+    assert format_mean_std(0.49, 5e-05, pct=False, digits=2) == "0.49 ± 5e\N{MINUS SIGN}05"
+    assert format_mean_std(-0.0001, 0.02, pct=False) == "\N{MINUS SIGN}0.0001 ± 0.02"
 
 
 def test_dead_units_explorer_frames_change_with_the_controls() -> None:
@@ -294,7 +317,7 @@ def test_dead_units_explorer_frames_change_with_the_controls() -> None:
     lr.index = 1
     assert text.value == explorer.frame_text_html((1, 0, 1))
     assert explorer.frame_alt((1, 0, 1)).startswith(
-        "ReLU, learning rate 0.1, hidden bias default: all 2 seeds diverged, nothing drawn"
+        "ReLU, learning rate 0.1, the default hidden bias: both seeds diverged, nothing drawn"
     )
     lr.index, activation.index, bias.index = 0, 1, 0
     assert text.value == explorer.frame_text_html((0, 1, 0))
@@ -305,6 +328,108 @@ def test_dead_units_explorer_frames_change_with_the_controls() -> None:
     ]
     end = 100 * dead[-1, shown].mean(axis=(0, 2))
     assert explorer.frame_alt((0, 1, 0)).startswith(
-        f"Leaky ReLU, learning rate 0.01, hidden bias -5.0: after 4 epochs {end.mean():.0f} % of "
-        f"units are dead, layer 1 {end[0]:.0f} %, layer 3 {end[-1]:.0f} % (2 of 2 seeds shown)"
+        f"Leaky ReLU, learning rate 0.01, hidden bias −5: after 4 epochs {end.mean():.0f} % of "
+        f"units are dead, layer 1 {end[0]:.0f} %, layer 3 {end[-1]:.0f} % (both seeds shown)"
     )
+
+
+def test_format_rate_writes_short_decimals_and_powers_of_ten() -> None:
+    rates = np.geomspace(1e-4, 1e-1, 6)
+    assert [format_rate(r) for r in rates] == [
+        "0.0001",
+        "0.0004",
+        "0.0016",
+        "0.0063",
+        "0.025",
+        "0.1",
+    ]
+    assert format_rate(1.0) == "1" and format_rate(3e-5) == "0.00003"
+    assert [format_rate(r, powers=True) for r in rates[[0, 1, 4, 5]]] == [
+        "10⁻⁴", "4 × 10⁻⁴", "2.5 × 10⁻²", "10⁻¹"
+    ]  # fmt: skip
+    assert format_rate(1.0, powers=True) == "1" and format_rate(0.0996, powers=True) == "10⁻¹"
+    assert format_rate(250.0, powers=True) == "2.5 × 10²"
+
+
+def test_left_out_and_rate_phrase_say_nothing_about_none_and_name_the_rest() -> None:
+    assert left_out(0, 5) == ""
+    assert left_out(1, 5) == "1 of 5 seeds diverged and is left out"
+    assert left_out(2, 5) == "2 of 5 seeds diverged and are left out"
+    row = {"dead": 0.858, "dead std": 0.018, "diverged": 0, "seeds": 5}
+    assert rate_phrase(row, "10⁻¹") == "85.8 ± 1.8 % at 10⁻¹"
+    assert rate_phrase({**row, "diverged": 2}, "10⁻¹") == (
+        "85.8 ± 1.8 % at 10⁻¹, where 2 of 5 seeds diverged and are left out"
+    )
+    gone = {"dead": np.nan, "dead std": np.nan, "diverged": 5, "seeds": 5}
+    assert rate_phrase(gone, "10⁻¹") == "at 10⁻¹ all 5 seeds diverged"
+    loss = {"final loss": 0.052, "final loss std": 0.019, "diverged": 0, "seeds": 5}
+    assert (
+        rate_phrase(loss, "rate 1", "final loss", pct=False, digits=2) == "0.052 ± 0.019 at rate 1"
+    )
+
+
+def test_versus_follows_the_books_rule() -> None:
+    a, b = [1.0, 1.1, 0.9, 1.0, 1.0], [2.0, 2.1, 1.9, 2.0, 2.0]
+    assert versus(a, b) == "lower" and versus(b, a) == "higher"
+    assert versus(a, [1.05, 0.95, 1.0, 1.1, 0.9]) == "tie"
+    assert versus([1.0, np.nan, np.nan], b) == "too few"  # one finite run cannot be compared
+    # the rule is two standard errors of the difference (ddof=1): just inside is a tie
+    x = np.array([0.0, 1.0, 0.0, 1.0])  # mean 0.5, se 0.289
+    se = np.hypot(x.std(ddof=1) / 2, x.std(ddof=1) / 2)
+    assert versus(x + 2 * se * 0.99, x) == "tie" and versus(x + 2 * se * 1.01, x) == "higher"
+
+
+def test_verdicts_group_settings_with_the_same_outcome() -> None:
+    ref = [0.5, 0.52, 0.48, 0.5, 0.5]
+    low, same = [0.1, 0.12, 0.08, 0.1, 0.1], [0.49, 0.53, 0.5, 0.47, 0.51]
+    dead = {"none": ref, "A": low, "B": same, "C": same, "D": [np.nan] * 5, "E": low}
+    loss = {
+        "none": ref,
+        "A": same,
+        "B": same,
+        "C": same,
+        "D": [np.nan] * 5,
+        "E": [0.9] + [np.nan] * 4,
+    }
+    text = verdicts(dead, loss, "none")
+    assert text == (
+        "A ends with fewer dead units and a loss that ties; B and C tie with it on both; "
+        "D diverged in every seed; E leaves too few runs that did not diverge to compare"
+    )
+    loss_hi = {**loss, "A": [0.9, 0.92, 0.88, 0.9, 0.9]}
+    assert verdicts(dead, loss_hi, "none").startswith(
+        "A ends with fewer dead units and a higher loss"
+    )
+    assert "too few" in verdicts(dead, {**loss, "none": [0.5] + [np.nan] * 4}, "none")
+
+
+def test_layer_groups_average_the_layers_of_each_run() -> None:
+    per_layer = np.array([[0.0, 0.2, 0.4, 0.6], [1.0, 1.0, 0.0, 0.0]])
+    g = layer_groups(per_layer, [(1, 1), (2, 4), (1, 4)])
+    assert g.shape == (2, 3)
+    assert np.allclose(g, [[0.0, 0.4, 0.3], [1.0, 1 / 3, 0.5]])
+
+
+def test_gaussian_sine_is_the_sine_along_one_direction() -> None:
+    X, y = gaussian_sine(n=500, dim=8, noise=0.0, seed=3)
+    assert X.shape == (500, 8) and y.shape == (500, 1)
+    # without noise, y is sin(2 u.x) for a unit vector u: recover u from the generator's draws
+    rng = np.random.default_rng(3)
+    rng.normal(size=(500, 8))
+    u = rng.normal(size=8)
+    u /= np.linalg.norm(u)
+    assert np.allclose(y[:, 0], np.sin(2 * X @ u))
+    assert abs(X.mean()) < 0.1 and abs(X.std() - 1) < 0.05
+    X2, y2 = gaussian_sine(n=500, dim=8, noise=0.1, seed=3)
+    assert np.allclose(X2, X) and 0.07 < (y2 - y).std() < 0.13  # the same points, noise added
+
+
+def test_ray_rule_holds_without_biases_and_only_there() -> None:
+    X = torch.linspace(-np.pi, np.pi, 200)[:, None]
+    he = EnsembleMLP(members_grid(range(4), ["relu"], inits=["he"]), 1, 32, 6, 1)
+    on_data = count_units(he, X).dead
+    assert np.array_equal(dead_at_ends(he, -np.pi, np.pi), on_data)
+    assert on_data[:, 0].sum() == 0 and on_data[:, 1:].sum() > 0  # layer 1 never dies on two rays
+    # PyTorch's default biases bend the curve off the rays: the two ends no longer decide
+    default = EnsembleMLP(members_grid(range(4), ["relu"]), 1, 32, 6, 1)
+    assert not np.array_equal(dead_at_ends(default, -np.pi, np.pi), count_units(default, X).dead)

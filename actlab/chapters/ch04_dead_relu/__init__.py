@@ -14,7 +14,9 @@ The modules:
 
 * :mod:`~actlab.chapters.ch04_dead_relu.counts`: the probes and the first-layer hinge rule;
 * :mod:`~actlab.chapters.ch04_dead_relu.history`: divergence, dead units over training, the
-  sweep's tables;
+  sweep's tables and the book's rule applied to two settings, in words;
+* :mod:`~actlab.chapters.ch04_dead_relu.inputs`: a d-dimensional input and the ray rule of a
+  network without biases on one input (what the scalar input does to deeper layers);
 * :mod:`~actlab.chapters.ch04_dead_relu.revival`: the constructed revival example;
 * :mod:`~actlab.chapters.ch04_dead_relu.plots`: activation maps, plots and the explorer.
 """
@@ -35,9 +37,16 @@ from actlab.chapters.ch04_dead_relu.history import (
     DeadHistory,
     diverged,
     format_mean_std,
+    format_rate,
     kept_mean_std,
+    layer_groups,
+    left_out,
+    rate_phrase,
     sweep_table,
+    verdicts,
+    versus,
 )
+from actlab.chapters.ch04_dead_relu.inputs import dead_at_ends, gaussian_sine
 from actlab.chapters.ch04_dead_relu.plots import (
     activation_map,
     dead_units_explorer,
@@ -52,19 +61,27 @@ __all__ = [
     "activation_map",
     "backward_backend",
     "count_units",
+    "dead_at_ends",
     "dead_masks",
     "dead_units_explorer",
     "diverged",
     "first_layer_dead_on_interval",
     "format_mean_std",
+    "format_rate",
+    "gaussian_sine",
     "kept_mean_std",
+    "layer_groups",
+    "left_out",
     "network_unit_counts",
     "plot_dead_vs_lr",
     "pre_activations",
+    "rate_phrase",
     "revival_demo",
     "revival_network",
     "sweep_table",
     "unit_hinges",
     "unit_probe",
+    "verdicts",
+    "versus",
     "zero_slope_threshold",
 ]

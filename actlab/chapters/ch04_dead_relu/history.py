@@ -1,15 +1,18 @@
 """Chapter 4's bookkeeping over training: which runs diverged, which units died or revived,
-and the sweep's tables of means over seeds."""
+the sweep's tables of means over seeds, and what the book's rule says about two settings."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
+from actlab.engine.stats import separated, standard_error
 from actlab.ensemble import Member
+from actlab.presentation.prose import listing, num, of
 
 from .counts import UnitCounts
 
@@ -115,8 +118,9 @@ def sweep_table(
     """One row per group of members (``by``): mean and std over the non-diverged seeds.
 
     Diverged runs (see :func:`diverged`) are counted in ``diverged`` and left out of
-    every mean: their weights are NaN or their loss is meaningless, so their "dead"
-    units are not evidence of dying.
+    every mean after training: their weights are NaN or their loss is meaningless, so
+    their "dead" units are not evidence of dying. ``dead at init`` is taken over every
+    seed: at initialisation no run has diverged yet.
     """
     div = diverged(losses, baseline)
     per_net = pd.DataFrame(history.summary())
@@ -132,7 +136,8 @@ def sweep_table(
         row["seeds"] = len(group)
         row["diverged"] = int(group["diverged"].sum())
         for col in _TABLE_COLUMNS:
-            row[col], row[f"{col} std"] = kept_mean_std(ok[col].to_numpy(dtype=float))
+            runs = group if col == "dead at init" else ok
+            row[col], row[f"{col} std"] = kept_mean_std(runs[col].to_numpy(dtype=float))
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -148,9 +153,114 @@ def kept_mean_std(values: np.ndarray, diverged: np.ndarray | None = None) -> tup
 
 
 def format_mean_std(mean: float, std: float, pct: bool = True, digits: int = 1) -> str:
-    """``"6.6 ± 1.2 %"`` (or plain numbers); ``"diverged"`` when the mean is NaN."""
+    """``"6.6 ± 1.2 %"`` (or plain numbers, ``digits`` significant: ``"0.49 ± 5e−05"``, with
+    a true minus sign); ``"diverged"`` when the mean is NaN."""
     if not np.isfinite(mean):
         return "diverged"
     if pct:
-        return f"{100 * mean:.{digits}f} ± {100 * std:.{digits}f} %"
-    return f"{mean:.{digits}g} ± {std:.{digits}g}"
+        return f"{num(100 * mean, f'.{digits}f')} ± {num(100 * std, f'.{digits}f')} %"
+    return f"{num(mean, f'.{digits}g')} ± {num(std, f'.{digits}g')}"
+
+
+def left_out(k: int, n: int, noun: str = "seed") -> str:
+    """The runs a mean leaves out, in words: ``"2 of 5 seeds diverged and are left out"``,
+    ``"all 5 seeds diverged and are left out"``; ``""`` when none did (say nothing then)."""
+    if k == 0:
+        return ""
+    return f"{of(k, n, noun)} diverged and {'is' if k == 1 else 'are'} left out"
+
+
+def rate_phrase(
+    row: Mapping, where: str, column: str = "dead", pct: bool = True, digits: int = 1
+) -> str:
+    """One :func:`sweep_table` row's mean ± std of ``column`` at the rate ``where`` names.
+
+    ``"85.8 ± 1.8 % at 10⁻¹"``; ``"63.1 ± 8.3 % at 10⁻¹, where 2 of 5 seeds diverged and
+    are left out"`` when some seeds diverged; ``"at 10⁻¹ all 5 seeds diverged"`` when
+    every one did (no mean is left). ``pct`` and ``digits`` as for :func:`format_mean_std`.
+    """
+    k, n = int(row["diverged"]), int(row["seeds"])
+    if k == n:
+        return f"at {where} {of(k, n, 'seed')} diverged"
+    text = f"{format_mean_std(row[column], row[f'{column} std'], pct, digits)} at {where}"
+    return f"{text}, where {left_out(k, n)}" if k else text
+
+
+def format_rate(lr: float, powers: bool = False) -> str:
+    """A learning rate as a reader writes it: ``"0.025"``, ``"0.0004"``, ``"0.1"`` (two
+    significant figures, no exponent), or with ``powers`` ``"10⁻¹"`` and ``"2.5 × 10⁻²"``."""
+    if not powers:
+        return np.format_float_positional(float(lr), precision=2, unique=True, fractional=False,
+                                          trim="-")  # fmt: skip
+    exponent = math.floor(math.log10(lr) + 1e-9)
+    mantissa = float(f"{lr / 10**exponent:.2g}")
+    if mantissa >= 10:
+        mantissa, exponent = mantissa / 10, exponent + 1
+    if exponent == 0:
+        return f"{mantissa:g}"
+    power = "10" + str(exponent).translate(str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹"))
+    return power if mantissa == 1 else f"{mantissa:g} × {power}"
+
+
+def versus(runs: Sequence[float], reference: Sequence[float]) -> str:
+    """``"lower"``, ``"higher"`` or ``"tie"``: the mean of ``runs`` against ``reference`` by
+    the book's rule (:func:`actlab.engine.stats.separated`: more than two standard errors of
+    the difference apart); ``"too few"`` when either has fewer than two finite runs."""
+    (ma, _, na), (mb, _, nb) = standard_error(runs), standard_error(reference)
+    if na < 2 or nb < 2:
+        return "too few"
+    if not separated(runs, reference):
+        return "tie"
+    return "lower" if ma < mb else "higher"
+
+
+_DEAD_WORDS = {
+    "lower": "fewer dead units",
+    "higher": "more dead units",
+    "tie": "a dead fraction that ties",
+}
+_LOSS_WORDS = {"lower": "a lower loss", "higher": "a higher loss", "tie": "a loss that ties"}
+
+
+def verdicts(
+    dead: Mapping[str, Sequence[float]], loss: Mapping[str, Sequence[float]], reference: str
+) -> str:
+    """Each setting against ``reference``, on dead units and on the final loss, in words.
+
+    ``dead`` and ``loss`` hold, per setting, the runs that did not diverge (NaN for one
+    that did). Settings with the same two verdicts (:func:`versus`) share a clause:
+    ``"Leaky ReLU ends with fewer dead units and a lower loss; He initialisation and
+    hidden bias 0.1 tie with it on both"``. A setting with fewer than two runs left is
+    named apart; one with none left, as diverged.
+    """
+    if standard_error(loss[reference])[2] < 2:
+        return f"{reference} leaves too few runs that did not diverge to compare against"
+    groups: dict[tuple[str, str], list[str]] = {}
+    for name in dead:
+        if name == reference:
+            continue
+        key = (versus(dead[name], dead[reference]), versus(loss[name], loss[reference]))
+        if standard_error(loss[name])[2] == 0:
+            key = ("diverged", "diverged")
+        groups.setdefault(key, []).append(name)
+    clauses = []
+    for (d, loss_word), names in groups.items():
+        one = len(names) == 1
+        if d == "diverged":
+            clauses.append(f"{listing(names)} diverged in every seed")
+        elif d == loss_word == "tie":
+            clauses.append(f"{listing(names)} {'ties' if one else 'tie'} with it on both")
+        elif "too few" in (d, loss_word):
+            clauses.append(f"{listing(names)} {'leaves' if one else 'leave'} too few runs that "
+                           "did not diverge to compare")  # fmt: skip
+        else:
+            clauses.append(f"{listing(names)} {'ends' if one else 'end'} with {_DEAD_WORDS[d]} "
+                           f"and {_LOSS_WORDS[loss_word]}")  # fmt: skip
+    return "; ".join(clauses)
+
+
+def layer_groups(per_layer: np.ndarray, groups: Sequence[tuple[int, int]]) -> np.ndarray:
+    """``(E, len(groups))``: each run's mean over the layers ``first..last`` (1 = input side,
+    both included) of ``per_layer``, ``(E, depth)`` fractions from :meth:`DeadHistory.fraction`."""
+    per_layer = np.asarray(per_layer, dtype=float)
+    return np.stack([per_layer[:, lo - 1 : hi].mean(axis=1) for lo, hi in groups], axis=1)

@@ -13,8 +13,9 @@ from matplotlib.figure import Figure
 from actlab.engine.activations import LABELS
 from actlab.ensemble import EnsembleMLP, EnsembleResult
 from actlab.presentation.explorer import Control, Explorer
+from actlab.presentation.prose import num, of
 
-from .history import DeadHistory, diverged
+from .history import DeadHistory, diverged, format_rate
 
 # --------------------------------------------------------------------------- maps and plots
 
@@ -61,7 +62,7 @@ def plot_dead_vs_lr(
         for lr in gone["lr"]:
             ax.plot([lr], [1.0], transform=ax.get_xaxis_transform(), marker="x", ms=9, clip_on=False,
                     color=line.get_color())  # fmt: skip
-            left_out.append(f"{label} at lr {lr:g}")
+            left_out.append(f"{label} at {format_rate(lr, powers=True)}")
     ax.set_xscale("log")
     ax.set_xlabel("learning rate")
     ax.set_ylabel(f"{column} (% of units)")
@@ -100,6 +101,9 @@ def dead_units_explorer(
     n_layers = per_layer.shape[2]
     last = int(history.epochs[-1])
 
+    def bias_text(bias: float | str) -> str:
+        return "the default hidden bias" if bias == "default" else f"hidden bias {num(bias, 'g')}"
+
     def runs(lr: float, activation: str, bias: float | str) -> tuple[np.ndarray, int]:
         i = result.where(lr=lr, activation=activation, bias=None if bias == "default" else bias)
         return i[~gone[i]], len(i)  # diverged runs are left out, never drawn as numbers
@@ -115,12 +119,13 @@ def dead_units_explorer(
             )  # fmt: skip
         if len(ok) == 0:
             ax.text(
-                last / 2, 50, f"all {seeds} seeds diverged\n(loss above the baseline at epoch {last})",
+                last / 2, 50, f"{of(seeds, seeds, 'seed')} diverged\n(loss above the baseline at epoch {last})",
                 ha="center", va="center",
             )  # fmt: skip
         ax.set(
             xlim=(-1, last + 1), ylim=(-3, 103), xlabel="epoch", ylabel="dead units (%)",
-            title=f"{LABELS[activation]}, lr {lr:g}, bias {bias}: {len(ok)} of {seeds} seeds shown",
+            title=f"{LABELS[activation]}, lr {format_rate(lr)}, {bias_text(bias)}: "
+            f"{of(len(ok), seeds, 'seed')} shown",
         )  # fmt: skip
         if len(ok):
             ax.legend(fontsize=7, loc="center right")
@@ -128,13 +133,13 @@ def dead_units_explorer(
 
     def describe(lr: float, activation: str, bias: float | str) -> str:
         ok, seeds = runs(lr, activation, bias)
-        head = f"{LABELS[activation]}, learning rate {lr:g}, hidden bias {bias}"
+        head = f"{LABELS[activation]}, learning rate {format_rate(lr)}, {bias_text(bias)}"
         if len(ok) == 0:
-            return f"{head}: all {seeds} seeds diverged, nothing drawn"
+            return f"{head}: {of(seeds, seeds, 'seed')} diverged, nothing drawn"
         end = 100 * per_layer[-1, ok].mean(0)
         return (
             f"{head}: after {last} epochs {end.mean():.0f} % of units are dead, layer 1 {end[0]:.0f} %, "
-            f"layer {n_layers} {end[-1]:.0f} % ({len(ok)} of {seeds} seeds shown)"
+            f"layer {n_layers} {end[-1]:.0f} % ({of(len(ok), seeds, 'seed')} shown)"
         )
 
     shown_biases = ["default" if b is None else b for b in biases]
