@@ -45,8 +45,9 @@ def overlay_figure(names: Sequence[str] | None = None, lim: float = 5.0) -> Figu
         style = dict(lw=1.6, markevery=(11 * i % 100, 100), ms=4, **activation_style(name))
         ax_f.plot(z, act.np_fn(z), label=LABELS[name], **style)
         ax_d.plot(z, act.np_dfn(z), **style)
-    ax_f.set(title=r"activation $\varphi(z)$", xlabel="$z$", ylim=(-1.5, 4))
-    ax_d.set(title=r"derivative $\varphi'(z)$", xlabel="$z$", ylim=(-0.2, 1.25))
+    # φ is the text's \act: a screen reader reads the title's letter, not "varphi"
+    ax_f.set(title="activation φ(z)", xlabel="$z$", ylim=(-1.5, 4))
+    ax_d.set(title="derivative φ′(z)", xlabel="$z$", ylim=(-0.2, 1.25))
     for ax in (ax_f, ax_d):
         ax.axhline(0, color="0.6", lw=0.6)
         ax.axvline(0, color="0.6", lw=0.6)
