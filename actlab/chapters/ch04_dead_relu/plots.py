@@ -8,11 +8,14 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
+from matplotlib.cm import ScalarMappable
+from matplotlib.colors import ListedColormap, Normalize
 from matplotlib.figure import Figure
 
 from actlab.engine.activations import LABELS
 from actlab.ensemble import EnsembleMLP, EnsembleResult
 from actlab.presentation.explorer import Control, Explorer
+from actlab.presentation.figures import SEQUENTIAL_CMAP, panels
 from actlab.presentation.prose import num, of
 
 from .history import DeadHistory, diverged, format_rate
@@ -108,27 +111,31 @@ def dead_units_explorer(
         i = result.where(lr=lr, activation=activation, bias=None if bias == "default" else bias)
         return i[~gone[i]], len(i)  # diverged runs are left out, never drawn as numbers
 
+    seq = plt.get_cmap(SEQUENTIAL_CMAP)  # layer 1 dark, the last layer light (not the palest)
+    shades = [seq(0.85 * k / max(n_layers - 1, 1)) for k in range(n_layers)]
+
     def draw(lr: float, activation: str, bias: float | str) -> Figure:
         ok, seeds = runs(lr, activation, bias)
-        fig, ax = plt.subplots(figsize=(5, 2.8))
+        fig, (ax,) = panels(1, height=2.8)
         for k in range(n_layers if len(ok) else 0):
             ax.plot(
                 history.epochs, 100 * per_layer[:, ok, k].mean(1),
-                color=plt.cm.viridis(0.85 * k / max(n_layers - 1, 1)), ls=["-", "--"][k % 2],
-                marker="o", ms=2, label=f"layer {k + 1}" if k in (0, n_layers - 1) else None,
+                color=shades[k], ls=["-", "--"][k % 2], marker="o", ms=3,
             )  # fmt: skip
         if len(ok) == 0:
             ax.text(
-                last / 2, 50, f"{of(seeds, seeds, 'seed')} diverged\n(loss above the baseline at epoch {last})",
+                last / 2, 50,
+                f"{of(seeds, seeds, 'seed').capitalize()} diverged\n(loss above the baseline at epoch {last})",
                 ha="center", va="center",
             )  # fmt: skip
+        layers = ScalarMappable(Normalize(0.5, n_layers + 0.5), ListedColormap(shades))
+        bar = fig.colorbar(layers, ax=ax, label="hidden layer", ticks=[1, n_layers // 2, n_layers])
+        bar.ax.invert_yaxis()  # layer 1 (the input side) at the top
+        short = "default bias" if bias == "default" else f"bias {num(bias, 'g')}"
         ax.set(
             xlim=(-1, last + 1), ylim=(-3, 103), xlabel="epoch", ylabel="dead units (%)",
-            title=f"{LABELS[activation]}, lr {format_rate(lr)}, {bias_text(bias)}: "
-            f"{of(len(ok), seeds, 'seed')} shown",
+            title=f"{LABELS[activation]}, lr {format_rate(lr)}, {short}: {of(len(ok), seeds, 'seed')} shown",
         )  # fmt: skip
-        if len(ok):
-            ax.legend(fontsize=7, loc="center right")
         return fig
 
     def describe(lr: float, activation: str, bias: float | str) -> str:
@@ -156,7 +163,6 @@ def dead_units_explorer(
                 default="default" if None in biases else None,
             ),
         ],
-        dpi=70,
         describe=describe,
         title="Learning rate × activation × hidden bias → dead units per layer",
     )
