@@ -145,6 +145,43 @@ def loss_climb(losses: np.ndarray) -> np.ndarray:
     return float(climb) if climb.ndim == 0 else climb
 
 
+def epoch_seconds(
+    members: Sequence[Member],
+    split: DigitsSplit,
+    *,
+    depth: int,
+    width: int,
+    batch_size: int | None,
+    num_epochs: int = 1,
+    repeats: int = 5,
+    device: torch.device | str | None = None,
+) -> np.ndarray:
+    """Wall time of one epoch for each network trained ALONE (``train_single``, cross-entropy).
+
+    The ensemble shares its time among its members, so a per-activation cost must be
+    measured on a network of its own. Each member is timed ``repeats`` times, the members
+    taking turns (one round of all of them, then the next), so that a slow spell of the
+    machine falls on every member alike rather than on one; an untimed first round warms
+    up the kernels. On one CPU thread, so that a time is one core's work and does not
+    depend on how many cores were free.
+
+    Returns:
+        ``(len(members), repeats)`` seconds per epoch.
+    """
+    times = np.zeros((len(members), repeats))
+    with cpu_threads(1, device or "cpu"):
+        for r in range(-1, repeats):
+            for i, member in enumerate(members):
+                start = time.perf_counter()
+                train_single(
+                    member, split.X_train, split.y_train, depth=depth, width=width,
+                    num_epochs=num_epochs, loss="ce", batch_size=batch_size, device=device,
+                )  # fmt: skip
+                if r >= 0:
+                    times[i, r] = (time.perf_counter() - start) / num_epochs
+    return times
+
+
 def seconds_per_epoch(
     member: Member,
     split: DigitsSplit,
@@ -156,23 +193,13 @@ def seconds_per_epoch(
     repeats: int = 5,
     device: torch.device | str | None = None,
 ) -> float:
-    """Wall time of one epoch for ONE network trained alone (``train_single``, cross-entropy).
-
-    The ensemble shares its time among its members, so a per-activation cost must be
-    measured on a network of its own. The best of ``repeats`` runs is kept: on a
-    busy machine other work only ever adds time. On one CPU thread, so that the figure
-    is one core's work and does not depend on how many cores were free.
-    """
-    best = np.inf
-    with cpu_threads(1, device or "cpu"):
-        for _ in range(repeats):
-            start = time.perf_counter()
-            train_single(
-                member, split.X_train, split.y_train, depth=depth, width=width,
-                num_epochs=num_epochs, loss="ce", batch_size=batch_size, device=device,
-            )  # fmt: skip
-            best = min(best, (time.perf_counter() - start) / num_epochs)
-    return float(best)
+    """The shortest of :func:`epoch_seconds`'s ``repeats`` times of one network: on a busy
+    machine other work only ever adds time."""
+    times = epoch_seconds(
+        [member], split, depth=depth, width=width, batch_size=batch_size,
+        num_epochs=num_epochs, repeats=repeats, device=device,
+    )  # fmt: skip
+    return float(times.min())
 
 
 def overlaps_best(means: np.ndarray, lows: np.ndarray, highs: np.ndarray) -> np.ndarray:

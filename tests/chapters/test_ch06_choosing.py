@@ -14,6 +14,7 @@ from torch import nn
 from actlab.chapters.ch06_choosing import (
     accuracy_probe,
     activation_names,
+    epoch_seconds,
     epochs_to_target,
     loss_climb,
     overlaps_best,
@@ -112,6 +113,22 @@ def test_seconds_per_epoch_is_positive() -> None:
         repeats=1, device="cpu",
     )  # fmt: skip
     assert isinstance(s, float) and s > 0
+
+
+def test_epoch_seconds_times_every_member_every_repeat(monkeypatch) -> None:
+    import actlab.chapters.ch06_choosing as ch06
+
+    calls = []
+    monkeypatch.setattr(
+        ch06, "train_single", lambda member, *a, **k: calls.append(member.activation)
+    )
+    members = [Member(0, "relu"), Member(0, "gelu")]
+    times = epoch_seconds(
+        members, digits_split(), depth=1, width=4, batch_size=None, repeats=3, device="cpu"
+    )
+    assert times.shape == (2, 3) and (times >= 0).all()
+    # an untimed first round, then the members take turns
+    assert calls == ["relu", "gelu"] * 4
 
 
 # --------------------------------------------------------------------------- swapper
