@@ -18,9 +18,11 @@ from actlab.engine.activations import LABELS, is_activation
 from actlab.engine.data import DigitsSplit
 from actlab.engine.device import cpu_threads
 from actlab.engine.models import activation_module
+from actlab.engine.stats import tied_with_best
 from actlab.ensemble import EnsembleMLP, EnsembleResult, Member, train_ensemble, train_single
 from actlab.presentation.explorer import Control, Explorer
 from actlab.presentation.figures import OKABE_ITO, STYLES
+from actlab.presentation.prose import listing, nums
 
 
 def accuracy_probe(
@@ -64,6 +66,10 @@ class SwapRun:
 
     def where(self, **attrs: object) -> np.ndarray:
         return self.result.where(**attrs)
+
+    def final(self, **attrs: object) -> np.ndarray:
+        """Validation accuracy after the last epoch of the members whose fields equal ``attrs``."""
+        return self.accuracy[-1, self.where(**attrs)]
 
 
 def run_swap(
@@ -254,6 +260,118 @@ def summary_table(
         table["accuracy"].to_numpy(), table["min"].to_numpy(), table["max"].to_numpy()
     )
     return table
+
+
+@dataclass
+class RateComparison:
+    """One setting (depth, norm) at several learning rates: final validation accuracy of each
+    activation at each rate, and the book's rule (:func:`actlab.engine.stats.tied_with_best`
+    over the seeds) applied at each rate and to each activation at its own best rate.
+
+    Attributes:
+        lrs: the learning rates, ascending.
+        mean, std: ``(activation, lr)`` tables of the mean and sample standard deviation
+            over the seeds.
+        tied: ``(activation, lr)`` booleans: tied with the best activation at that rate.
+        best_lr: each activation's rate with its highest mean accuracy.
+        tied_tuned: whether the activation, at its own best rate, is tied with the best of
+            the activations each at its own best rate.
+    """
+
+    lrs: list[float]
+    mean: pd.DataFrame
+    std: pd.DataFrame
+    tied: pd.DataFrame
+    best_lr: pd.Series
+    tied_tuned: pd.Series
+
+    def rates_tied(self, activation: str) -> list[float]:
+        """The rates at which ``activation`` is tied with the best."""
+        return [lr for lr in self.lrs if self.tied.loc[activation, lr]]
+
+    def always_tied(self) -> list[str]:
+        """The activations tied with the best at every rate, in table order."""
+        return [a for a in self.tied.index if self.tied.loc[a].all()]
+
+    def cells(self, mark: str = " ●") -> pd.DataFrame:
+        """The table a reader sees: ``mean ± std`` per rate (``mark`` where tied with the best
+        at that rate) and each activation at its own best rate, with that rate."""
+
+        def cell(a: str, lr: float, tied: bool) -> str:
+            text = f"{self.mean.loc[a, lr]:.3f} ± {self.std.loc[a, lr]:.3f}"
+            return text + (mark if tied else "")
+
+        out = pd.DataFrame(
+            {f"{lr:g}": [cell(a, lr, self.tied.loc[a, lr]) for a in self.mean.index] for lr in self.lrs},
+            index=self.mean.index,
+        )  # fmt: skip
+        out["own best rate"] = [
+            f"{cell(a, self.best_lr[a], self.tied_tuned[a])} ({self.best_lr[a]:g})"
+            for a in self.mean.index
+        ]
+        return out
+
+    def ties_sentence(self, labels: dict[str, str] = LABELS) -> str:
+        """Which activations tie with the best at which rates, in words (semicolons between
+        the activations, whose clauses may hold an "and")."""
+        always = self.always_tied()
+        if always:
+            verb = "ties" if len(always) == 1 else "tie"
+            clauses = [f"{listing(labels[a] for a in always)} {verb} with the best at every rate"]
+        else:
+            clauses = ["no activation ties with the best at every rate"]
+        for a in self.tied.index:
+            if a in always:
+                continue
+            yes = self.rates_tied(a)
+            no = [lr for lr in self.lrs if lr not in yes]
+            if not yes:
+                where = "at no rate"
+            elif len(yes) > len(no):
+                where = f"at every rate but {nums(no, 'g')}"
+            else:
+                where = f"only at {nums(yes, 'g')}"
+            clauses.append(f"{labels[a]} {where}")
+        return "; ".join(clauses)
+
+
+def compare_rates(
+    run: SwapRun, activations: Sequence[str], lrs: Sequence[float], *, norm: str
+) -> RateComparison:
+    """:class:`RateComparison` of the members of ``run`` with ``norm``, one batched run."""
+    lrs = sorted(lrs)
+    finals = {(a, lr): run.final(activation=a, lr=lr, norm=norm) for a in activations for lr in lrs}
+    if any(len(v) == 0 for v in finals.values()):
+        missing = [k for k, v in finals.items() if len(v) == 0]
+        raise ValueError(f"no members for (activation, lr) {missing[:3]} with norm {norm!r}")
+
+    def table(fn: Callable[[np.ndarray], float]) -> pd.DataFrame:
+        data = {lr: [fn(finals[a, lr]) for a in activations] for lr in lrs}
+        return pd.DataFrame(data, index=pd.Index(list(activations), name="activation"))
+
+    tied = pd.DataFrame(False, index=pd.Index(list(activations), name="activation"), columns=lrs)
+    for lr in lrs:
+        tied.loc[tied_with_best({a: finals[a, lr] for a in activations}), lr] = True
+    mean = table(np.mean)
+    best_lr = mean.idxmax(axis=1)
+    tuned = tied_with_best({a: finals[a, best_lr[a]] for a in activations})
+    return RateComparison(
+        lrs=lrs,
+        mean=mean,
+        std=table(lambda v: float(np.std(v, ddof=1))),
+        tied=tied,
+        best_lr=best_lr,
+        tied_tuned=pd.Series([a in tuned for a in activations], index=mean.index),
+    )
+
+
+def tie_phrase(names: Sequence[str], word: str) -> str:
+    """``"ReLU is fastest"`` for one name, ``"ReLU and ELU tie for fastest"`` for several."""
+    if not names:
+        raise ValueError("tie_phrase needs at least one name")
+    if len(names) == 1:
+        return f"{names[0]} is {word}"
+    return f"{listing(names)} tie for {word}"
 
 
 def activation_names(model: nn.Module) -> list[str]:

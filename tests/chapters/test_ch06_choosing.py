@@ -12,8 +12,10 @@ from conftest import ROOT
 from torch import nn
 
 from actlab.chapters.ch06_choosing import (
+    SwapRun,
     accuracy_probe,
     activation_names,
+    compare_rates,
     epoch_seconds,
     epochs_to_target,
     loss_climb,
@@ -22,9 +24,11 @@ from actlab.chapters.ch06_choosing import (
     seconds_per_epoch,
     summary_table,
     swap_activations,
+    tie_phrase,
 )
 from actlab.engine.data import digits_split
-from actlab.ensemble import Member, members_grid
+from actlab.engine.stats import tied_with_best
+from actlab.ensemble import EnsembleResult, Member, members_grid
 
 BOOK = ROOT / "book"
 
@@ -60,6 +64,96 @@ def test_overlaps_best() -> None:
     lows = np.array([0.88, 0.93, 0.70])
     highs = np.array([0.935, 0.97, 0.85])
     np.testing.assert_array_equal(overlaps_best(means, lows, highs), [True, True, False])
+
+
+def fake_run(final: dict[tuple[str, float], list[float]], norm: str = "none") -> SwapRun:
+    """A run whose members (one per seed) end at the given accuracies: ``(activation, lr) -> runs``."""
+    members, last = [], []
+    for (act, lr), accs in final.items():
+        members += [Member(seed, act, lr=lr, norm=norm) for seed in range(len(accs))]
+        last += accs
+    E = len(members)
+    accuracy = np.vstack([np.full(E, 0.1), np.array(last)])
+    result = EnsembleResult(
+        members, np.ones((2, E)), np.array([0]), np.zeros((1, E, 2)), None, 0.0, "cpu"
+    )
+    return SwapRun(result=result, depth=2, epochs=np.array([0, 2]), accuracy=accuracy)
+
+
+SPREAD = [-0.002, -0.001, 0.0, 0.001, 0.002]  # sample std 0.00158 over 5 seeds
+
+
+def around(mean: float) -> list[float]:
+    return [mean + d for d in SPREAD]
+
+
+@pytest.fixture
+def two_rates() -> SwapRun:
+    # at 0.001: relu 0.96, tanh 0.959 (tie), sigmoid 0.80 (apart)
+    # at 0.01: sigmoid 0.97 best, tanh 0.969 (tie), relu 0.95 (apart)
+    return fake_run(
+        {("relu", 1e-3): around(0.96), ("relu", 1e-2): around(0.95),
+         ("tanh", 1e-3): around(0.959), ("tanh", 1e-2): around(0.969),
+         ("sigmoid", 1e-3): around(0.80), ("sigmoid", 1e-2): around(0.97)}
+    )  # fmt: skip
+
+
+def test_compare_rates_applies_the_rule_at_each_rate_and_at_the_best_rates(two_rates) -> None:
+    c = compare_rates(two_rates, ["sigmoid", "tanh", "relu"], [1e-2, 1e-3], norm="none")
+    assert c.lrs == [1e-3, 1e-2]
+    assert c.mean.loc["relu", 1e-3] == pytest.approx(0.96)
+    assert c.std.loc["relu", 1e-3] == pytest.approx(np.std(SPREAD, ddof=1))
+    assert list(c.tied[1e-3]) == [False, True, True]
+    assert list(c.tied[1e-2]) == [True, True, False]
+    assert c.always_tied() == ["tanh"]
+    assert c.rates_tied("sigmoid") == [1e-2] and c.rates_tied("relu") == [1e-3]
+    assert dict(c.best_lr) == {"sigmoid": 1e-2, "tanh": 1e-2, "relu": 1e-3}
+    # at their best rates: sigmoid 0.97, tanh 0.969, relu 0.96
+    assert list(c.tied_tuned) == [True, True, False]
+    for lr in c.lrs:  # the same list as the rule itself
+        runs = {a: two_rates.final(activation=a, lr=lr) for a in ["sigmoid", "tanh", "relu"]}
+        assert set(c.tied.index[c.tied[lr]]) == set(tied_with_best(runs))
+
+
+def test_rate_comparison_in_words_and_cells(two_rates) -> None:
+    c = compare_rates(two_rates, ["sigmoid", "tanh", "relu"], [1e-3, 1e-2], norm="none")
+    assert c.ties_sentence() == (
+        "tanh ties with the best at every rate; sigmoid only at 0.01; ReLU only at 0.001"
+    )
+    cells = c.cells()
+    assert list(cells.columns) == ["0.001", "0.01", "own best rate"]
+    assert cells.loc["relu", "0.001"] == "0.960 ± 0.002 ●"
+    assert cells.loc["relu", "0.01"] == "0.950 ± 0.002"
+    assert cells.loc["relu", "own best rate"] == "0.960 ± 0.002 (0.001)"
+    assert cells.loc["sigmoid", "own best rate"] == "0.970 ± 0.002 ● (0.01)"
+
+
+def test_ties_sentence_when_no_activation_ties_everywhere() -> None:
+    run = fake_run(
+        {("relu", 1e-3): around(0.96), ("relu", 1e-2): around(0.90), ("relu", 3e-2): around(0.96),
+         ("gelu", 1e-3): around(0.90), ("gelu", 1e-2): around(0.96), ("gelu", 3e-2): around(0.96)}
+    )  # fmt: skip
+    c = compare_rates(run, ["relu", "gelu"], [1e-3, 1e-2, 3e-2], norm="none")
+    assert c.always_tied() == []
+    assert c.ties_sentence() == (
+        "no activation ties with the best at every rate; ReLU at every rate but 0.01; "
+        "GELU at every rate but 0.001"
+    )
+
+
+def test_compare_rates_refuses_a_missing_combination(two_rates) -> None:
+    with pytest.raises(ValueError, match="no members"):
+        compare_rates(two_rates, ["relu"], [1e-3, 3e-3], norm="none")
+    with pytest.raises(ValueError, match="no members"):
+        compare_rates(two_rates, ["relu"], [1e-3], norm="layer")
+
+
+def test_tie_phrase() -> None:
+    assert tie_phrase(["ReLU"], "fastest") == "ReLU is fastest"
+    assert tie_phrase(["ReLU", "ELU"], "fastest") == "ReLU and ELU tie for fastest"
+    assert tie_phrase(["a", "b", "c"], "best") == "a, b and c tie for best"
+    with pytest.raises(ValueError):
+        tie_phrase([], "best")
 
 
 # --------------------------------------------------------------------------- experiment
