@@ -208,16 +208,6 @@ def seconds_per_epoch(
     return float(times.min())
 
 
-def overlaps_best(means: np.ndarray, lows: np.ndarray, highs: np.ndarray) -> np.ndarray:
-    """Which entries are within the seed spread of the best one (highest mean).
-
-    An entry counts as indistinguishable from the best when its range over seeds
-    ``[low, high]`` overlaps the best entry's range.
-    """
-    best = int(np.nanargmax(means))
-    return (highs >= lows[best]) & (lows <= highs[best])
-
-
 def summary_table(
     run: SwapRun,
     *,
@@ -230,9 +220,10 @@ def summary_table(
     """Per activation: final accuracy (mean, std, min, max), epochs to target, climb, time.
 
     The members with ``norm`` (and the other fields in ``select``, e.g. ``lr``) are used;
-    ``times`` maps activation -> seconds per epoch.
-    The column ``within spread`` marks activations whose seed range overlaps that of
-    the activation with the best mean accuracy.
+    ``times`` maps activation -> seconds per epoch. ``std`` is the sample standard
+    deviation over the seeds (``ddof=1``). The column ``tied`` marks the activations the
+    book's rule (:func:`actlab.engine.stats.tied_with_best`, over the seeds' final
+    accuracies) cannot tell apart from the one with the best mean accuracy.
     """
     rows = []
     for act in activations:
@@ -244,7 +235,7 @@ def summary_table(
             {
                 "activation": act,
                 "accuracy": acc.mean(),
-                "std": acc.std(),
+                "std": acc.std(ddof=1) if len(acc) > 1 else np.nan,
                 "min": acc.min(),
                 "max": acc.max(),
                 "seeds reaching target": int(np.isfinite(reach).sum()),
@@ -256,9 +247,8 @@ def summary_table(
             }
         )
     table = pd.DataFrame(rows).set_index("activation")
-    table["within spread"] = overlaps_best(
-        table["accuracy"].to_numpy(), table["min"].to_numpy(), table["max"].to_numpy()
-    )
+    finals = {act: run.final(activation=act, norm=norm, **select) for act in activations}
+    table["tied"] = table.index.isin(tied_with_best(finals))
     return table
 
 
@@ -461,7 +451,7 @@ def validation_curve_explorer(
         final = final_accuracy(activation, lr)
         ax.set(
             ylim=(0, 1),
-            title=f"{LABELS[activation]}, lr {lr:g}: {final.mean():.3f} ± {final.std():.3f}",
+            title=f"{LABELS[activation]}, lr {lr:g}: {final.mean():.3f} ± {final.std(ddof=1):.3f}",
         )
         ax.legend(fontsize=7, loc="lower right")
         return fig
@@ -470,7 +460,7 @@ def validation_curve_explorer(
         final = final_accuracy(activation, lr)
         return (
             f"{LABELS[activation]} at learning rate {lr:g}: validation accuracy after "
-            f"{int(run.epochs[-1])} epochs {final.mean():.3f} ± {final.std():.3f} over "
+            f"{int(run.epochs[-1])} epochs {final.mean():.3f} ± {final.std(ddof=1):.3f} over "
             f"{len(final)} seeds, against {ref[-1]:.3f} for {LABELS.get(ref_act, ref_act)} "
             f"at {ref_lr:g}"
         )
