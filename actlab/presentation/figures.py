@@ -41,6 +41,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from actlab.engine.activations import ACTIVATIONS
+from actlab.presentation.prose import num
 
 #: Okabe & Ito (2008), "Color Universal Design": distinguishable with every
 #: common form of colour blindness. Named so that chapters can refer to a hue.
@@ -240,10 +241,45 @@ def _axis_text(label: str, lim: tuple[float, float], log: bool) -> str:
     return f"{name} from {_num(lo)} to {_num(hi)}{scale}"
 
 
+#: Mathtext symbols as the characters a screen reader says (``\\varphi`` -> "φ", not "varphi").
+_SYMBOLS = {
+    "varphi": "φ",
+    "phi": "φ",
+    "Phi": "Φ",
+    "sigma": "σ",
+    "alpha": "α",
+    "beta": "β",
+    "delta": "δ",
+    "Delta": "Δ",
+    "epsilon": "ε",
+    "eta": "η",
+    "lambda": "λ",
+    "mu": "μ",
+    "pi": "π",
+    "theta": "θ",
+    "partial": "∂",
+    "nabla": "∇",
+    "times": "×",
+    "cdot": "·",
+    "approx": "≈",
+    "leq": "≤",
+    "le": "≤",
+    "geq": "≥",
+    "ge": "≥",
+    "pm": "±",
+    "infty": "∞",
+    "prime": "′",
+}
+
+
 def _clean(text: str) -> str:
-    """Matplotlib mathtext to plain words for a screen reader: ``$\\mathrm{ReLU}$`` -> ``ReLU``."""
+    """Matplotlib mathtext to plain words for a screen reader: ``$\\mathrm{ReLU}$`` -> ``ReLU``,
+    ``$\\varphi'(z)$`` -> ``φ'(z)``, ``$w_2$`` -> ``w2``, ``$10^{-3}$`` -> ``10^−3``."""
     text = re.sub(r"\\(?:mathrm|mathit|mathbf|text|operatorname)\{([^}]*)\}", r"\1", text)
-    text = re.sub(r"\\([A-Za-z]+)", r"\1", text)
+    text = re.sub(r"\\([A-Za-z]+)", lambda m: _SYMBOLS.get(m[1], m[1]), text)
+    if "$" in text:  # inside math: subscripts run on, a minus is a minus
+        text = re.sub(r"_\{([^}]*)\}|_(\w)", lambda m: m[1] or m[2], text)
+        text = re.sub(r"\$([^$]*)\$", lambda m: m[1].replace("-", "−"), text)
     return " ".join(text.replace("$", "").replace("{", "").replace("}", "").split())
 
 
@@ -434,7 +470,7 @@ def _table_html(table: TableLike, caption: str) -> str:
             f"table must be a DataFrame or a mapping of columns, got {type(table).__name__}"
         )
     body = table.to_html(
-        float_format=lambda v: f"{v:.4g}",
+        float_format=lambda v: num(v, ".4g"),
         border=0,
         classes="actlab-figure-table",
         index=_index_matters(table),

@@ -77,7 +77,7 @@ def test_show_puts_the_finding_first_and_the_data_beside() -> None:
     alt = html.unescape(found[2])
     assert alt.startswith("sigmoid ends highest, at 0.0067. 'Two views'. 2 panels.")
     assert "<details" in page and "The numbers behind this figure" in page
-    assert "4.5e-23" in page and "<th>final loss</th>" in page
+    assert "4.5e−23" in page and "<th>final loss</th>" in page
     assert repr(out).startswith("[figure] sigmoid ends highest")
 
 
@@ -234,3 +234,15 @@ def test_a_named_figure_is_glued_for_a_numbered_caption(monkeypatch) -> None:
     assert page.startswith('<div class="actlab-figure"><img') and "It falls." in page
     with pytest.raises(ValueError, match="fig-ch04-stress"):
         figures.show(plt.figure(), "x", name="Figure 2")
+
+
+def test_descriptions_read_math_as_symbols_and_tables_use_a_true_minus() -> None:
+    fig, (ax,) = figures.panels()
+    ax.plot([-5, 0], [-0.99, 0], label="$\\mathrm{ELU}$")
+    ax.set(xlabel="$w_2$", ylabel="$\\varphi'(z)$", title="lr $10^{-3}$")
+    ax.legend()
+    text = figures.describe_figure(fig)
+    assert "'φ′(z)'" in text or "'φ'(z)'" in text
+    assert "'w2'" in text and "'lr 10^−3'" in text and "varphi" not in text
+    out = figures.show(fig, "ELU dips", table={"z": [-5.0], "φ(z)": [-0.993]}, display=False)
+    assert "<td>−5</td>" in out.table_html and "<td>−0.993</td>" in out.table_html
