@@ -124,11 +124,13 @@ def _fmt(value: Any) -> str:
 class Explorer:
     """A figure-valued function of discrete controls, viewable live or static.
 
+    Frames follow the course's figure rule (:func:`actlab.presentation.figures.render`):
+    drawn at the page's content width (make them with ``panels``) and rendered at twice
+    the pixel density they are shown at.
+
     Args:
         draw: ``draw(**params) -> matplotlib.figure.Figure``.
         controls: the parameters, outermost first.
-        dpi: ignored (frames follow the figure rule: content width, twice the pixel
-            density; see :func:`actlab.presentation.figures.render`).
         title: optional heading shown above the controls.
         describe: ``describe(**params) -> str``, the finding shown by one frame
             (built from the same values as the drawing); it starts the frame's
@@ -139,7 +141,6 @@ class Explorer:
 
     draw: Callable[..., Figure]
     controls: Sequence[Control]
-    dpi: int | None = None
     title: str | None = None
     describe: Callable[..., str] | None = None
     _cache: dict[tuple[int, ...], tuple[Rendered, str]] = field(default_factory=dict, repr=False)
