@@ -7,7 +7,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import torch
@@ -21,7 +20,7 @@ from actlab.engine.models import activation_module
 from actlab.engine.stats import tied_with_best
 from actlab.ensemble import EnsembleMLP, EnsembleResult, Member, train_ensemble, train_single
 from actlab.presentation.explorer import Control, Explorer
-from actlab.presentation.figures import OKABE_ITO, STYLES
+from actlab.presentation.figures import OKABE_ITO, STYLES, panels
 from actlab.presentation.prose import listing, nums
 
 
@@ -410,7 +409,7 @@ def plot_accuracy_curves(ax, run: SwapRun, activations: Sequence[str], **select:
         style = STYLES.get(act, {})
         ax.plot(
             run.epochs, acc.mean(1), label=LABELS.get(act, act), color=style.get("color"),
-            ls=style.get("ls", "-"), marker=style.get("marker"), ms=3, markevery=3, lw=1.4,
+            ls=style.get("ls", "-"), marker=style.get("marker"), ms=4, markevery=3, lw=1.4,
         )  # fmt: skip
         ax.fill_between(run.epochs, acc.min(1), acc.max(1), color=style.get("color"), alpha=0.12)
     ax.set(xlabel="epoch", ylabel="validation accuracy")
@@ -423,12 +422,15 @@ def validation_curve_explorer(
     reference: tuple[str, float] = ("relu", 1e-3),
     norm: str = "none",
     default_lr: float = 1e-3,
+    chance: float = 0.1,
 ) -> Explorer:
     """Chapter 6's explorer: activation x learning rate -> validation accuracy over the epochs.
 
     Each frame draws the mean and range over seeds of the members of ``run`` with that
     activation and learning rate (and ``norm``), against the mean curve of the
-    ``reference`` (activation, learning rate) as a dashed grey line.
+    ``reference`` (activation, learning rate) as a dashed grey line and the accuracy of
+    guessing, ``chance``, as a dotted one. Frames are one panel at the page's content width
+    (:func:`actlab.presentation.figures.panels`).
 
     Args:
         run: the swap experiment, its members of fields ``activation``, ``lr`` and ``norm``.
@@ -436,6 +438,7 @@ def validation_curve_explorer(
         reference: the activation and learning rate drawn in every frame.
         norm: the members' norm.
         default_lr: the learning rate shown first.
+        chance: the accuracy of a guess (one class in ten for the digits).
     """
     ref_act, ref_lr = reference
     ref = run.accuracy[:, run.where(activation=ref_act, lr=ref_lr, norm=norm)].mean(1)
@@ -445,15 +448,17 @@ def validation_curve_explorer(
         return run.accuracy[-1, run.where(activation=activation, lr=lr, norm=norm)]
 
     def draw(activation: str, lr: float) -> Figure:
-        fig, ax = plt.subplots(figsize=(5, 2.8))
-        ax.plot(run.epochs, ref, color=OKABE_ITO["grey"], ls="--", lw=1, label=ref_label)
+        fig, (ax,) = panels(1, height=2.6)
+        ax.plot(run.epochs, ref, color=OKABE_ITO["grey"], ls="--", lw=1.2, label=ref_label)
+        ax.axhline(chance, color=OKABE_ITO["grey"], ls=":", lw=1, label="chance")
         plot_accuracy_curves(ax, run, [activation], lr=lr, norm=norm)
         final = final_accuracy(activation, lr)
         ax.set(
+            xlim=(run.epochs[0], run.epochs[-1]),
             ylim=(0, 1),
             title=f"{LABELS[activation]}, lr {lr:g}: {final.mean():.3f} ± {final.std(ddof=1):.3f}",
         )
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(loc="center right")
         return fig
 
     def describe(activation: str, lr: float) -> str:
@@ -471,7 +476,6 @@ def validation_curve_explorer(
             Control("activation", list(activations), kind="dropdown"),
             Control("lr", list(lrs), label="learning rate", default=default_lr),
         ],
-        dpi=70,
         describe=describe,
         title=(
             f"Activation × learning rate → validation accuracy (digits, {run.depth} hidden layers)"
