@@ -27,7 +27,6 @@ from __future__ import annotations
 import base64
 import html
 import io
-import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -111,11 +110,6 @@ DENSITY = 2
 MIN_FONT_PT = 10.0
 #: The most panels side by side at content width; larger grids wrap onto more rows.
 MAX_COLUMNS = 2
-
-
-#: Whether :func:`render` refuses a figure that breaks the rule (off while chapters move
-#: over; ``ACTLAB_FIGURE_RULE=strict`` turns it on).
-ENFORCE = os.environ.get("ACTLAB_FIGURE_RULE") == "strict"
 
 
 class FigureRuleError(ValueError):
@@ -426,12 +420,7 @@ class Rendered:
 def render(fig: Figure) -> Rendered:
     """Check ``fig`` against the figure rule (:func:`check_figure`) and render it at
     :data:`DENSITY` times the pixel density it is shown at."""
-    try:
-        smallest = check_figure(fig)
-    except FigureRuleError:
-        if ENFORCE:
-            raise
-        smallest = MIN_FONT_PT
+    smallest = check_figure(fig)
     return Rendered(png_bytes(fig, dpi=CSS_DPI * DENSITY), smallest)
 
 

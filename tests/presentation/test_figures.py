@@ -246,3 +246,10 @@ def test_descriptions_read_math_as_symbols_and_tables_use_a_true_minus() -> None
     assert "'w2'" in text and "'lr 10^−3'" in text and "varphi" not in text
     out = figures.show(fig, "ELU dips", table={"z": [-5.0], "φ(z)": [-0.993]}, display=False)
     assert "<td>−5</td>" in out.table_html and "<td>−0.993</td>" in out.table_html
+
+
+def test_show_refuses_a_figure_that_breaks_the_rule() -> None:
+    fig, ax = plt.subplots(1, 4, figsize=(13, 3))
+    with pytest.raises(figures.FigureRuleError, match="13.00 in wide.*4 panels side by side"):
+        figures.show(fig, "Four panels in a row", display=False)
+    plt.close(fig)
