@@ -314,15 +314,18 @@ def test_degenerate_arrangements() -> None:
     assert R.arrangement_regions([[1, 0], [2, 0], [0, 1], [1, 1], [0, 0]], [0, 1, 0, 0, 3]) == 9
 
 
+# Hand-made, well separated arrangements of lines (weights, biases).
+HAND_MADE = [
+    ([[1, 0], [0, 1], [1, 1]], [0, 0, -1]),  # general position
+    ([[1, 0], [0, 1], [1, 1]], [0, 0, 0]),  # concurrent
+    ([[1, 0], [1, 0], [0, 1]], [0, -1, 0]),  # two parallel
+    ([[1, 0], [0, 0], [0, 1], [-2, 0]], [0.5, 1, 0, 1]),  # w = 0, duplicate line
+]
+
+
 def test_arrangement_count_equals_the_patterns_on_a_grid() -> None:
     """Hand-made, well separated lines: a grid of the box finds every region, never more."""
-    cases = [
-        ([[1, 0], [0, 1], [1, 1]], [0, 0, -1]),  # general position
-        ([[1, 0], [0, 1], [1, 1]], [0, 0, 0]),  # concurrent
-        ([[1, 0], [1, 0], [0, 1]], [0, -1, 0]),  # two parallel
-        ([[1, 0], [0, 0], [0, 1], [-2, 0]], [0.5, 1, 0, 1]),  # w = 0, duplicate line
-    ]
-    for W, b in cases:
+    for W, b in HAND_MADE:
         lo, hi = R.arrangement_box(W, b)
         exact = R.arrangement_regions(W, b)
         assert R.count_grid_regions(plane_layer(W, b), lo, hi, n=301) == exact
@@ -341,13 +344,7 @@ def test_grid_counts_are_lower_bounds(seed: int) -> None:
 
 def test_box_regions_count_what_a_fine_grid_of_the_box_finds() -> None:
     """Regions meeting a box: exact, equal to a fine grid's patterns when none is thin."""
-    cases = [
-        ([[1, 0], [0, 1], [1, 1]], [0, 0, -1]),  # general position
-        ([[1, 0], [0, 1], [1, 1]], [0, 0, 0]),  # concurrent
-        ([[1, 0], [1, 0], [0, 1]], [0, -1, 0]),  # two parallel
-        ([[1, 0], [0, 0], [0, 1], [-2, 0]], [0.5, 1, 0, 1]),  # w = 0, duplicate line
-    ]
-    for W, b in cases:
+    for W, b in HAND_MADE:
         for lo, hi in [((-3, -3), (3, 3)), ((-0.7, -0.4), (0.6, 0.9)), ((0.2, 0.3), (2.0, 2.5))]:
             grid = R.count_grid_regions(plane_layer(W, b), lo, hi, n=401)
             assert R.box_regions(W, b, lo, hi) == grid, (W, b, lo, hi)
