@@ -285,6 +285,7 @@ class Properties:
     sparsity: float  # fraction of exact zeros in phi(Z), Z ~ N(0, 1)
     smoothness: str  # "kink (C0)", "C1", "smooth"
     ns_per_element: float | None = None  # measured by benchmark(), None until then
+    ns_runs: tuple[float, ...] = ()  # every timed call, ns per element (median: ns_per_element)
 
     @property
     def zero_centred(self) -> bool:
@@ -355,14 +356,14 @@ def properties(act: Activation, seed: int = 0, n: int = 200_001) -> Properties:
     )
 
 
-def benchmark(
+def benchmark_runs(
     act: Activation,
     device: torch.device | None = None,
     n: int = 1_000_000,
     repeats: int = 20,
     dtype: torch.dtype = torch.float32,
-) -> float:
-    """Median nanoseconds per element of ``act.torch_fn`` on ``device`` (forward only).
+) -> list[float]:
+    """Nanoseconds per element of each of ``repeats`` timed forward calls of ``act.torch_fn``.
 
     On a CPU the timing runs on one thread: with several threads, any other work on the
     machine stalls the thread pool and the time measures the scheduler, not the function.
@@ -379,8 +380,29 @@ def benchmark(
             for _ in range(repeats):
                 with Stopwatch(device) as sw:
                     act.torch_fn(z)
-                times.append(sw.seconds)
-    return statistics.median(times) / n * 1e9
+                times.append(sw.seconds / n * 1e9)
+    return times
+
+
+def benchmark(
+    act: Activation,
+    device: torch.device | None = None,
+    n: int = 1_000_000,
+    repeats: int = 20,
+    dtype: torch.dtype = torch.float32,
+) -> float:
+    """Median nanoseconds per element of ``act.torch_fn`` on ``device`` (forward only)."""
+    return statistics.median(benchmark_runs(act, device, n, repeats, dtype))
+
+
+def timing_details(device: torch.device) -> str:
+    """The run-details line for :func:`benchmark`'s timings: device and threads it used."""
+    from actlab.engine.device import describe_device
+
+    if device.type == "cpu":
+        n = torch.get_num_threads()
+        return f"timed on cpu with 1 thread (the rest of the page runs on {n})"
+    return f"timed on {describe_device(device)}"
 
 
 def properties_table(
@@ -393,6 +415,9 @@ def properties_table(
     for act in acts if acts is not None else ACTIVATIONS.values():
         p = properties(act)
         if time_it:
-            p = Properties(**{**p.__dict__, "ns_per_element": benchmark(act, device)})
+            runs = benchmark_runs(act, device)
+            p = Properties(
+                **{**p.__dict__, "ns_per_element": statistics.median(runs), "ns_runs": tuple(runs)}
+            )
         rows.append(p)
     return rows

@@ -97,6 +97,18 @@ def test_benchmark_returns_a_positive_time() -> None:
     assert 0 < ns < 1e6
 
 
+@pytest.mark.device
+def test_benchmark_is_the_median_of_the_timed_calls() -> None:
+    runs = D.benchmark_runs(A.get("relu"), get_device(), n=10_000, repeats=5)
+    assert len(runs) == 5 and all(0 < ns < 1e6 for ns in runs)
+
+
+def test_timing_details_name_the_one_thread_the_cpu_timing_uses() -> None:
+    line = D.timing_details(torch.device("cpu"))
+    assert line.startswith("timed on cpu with 1 thread")
+    assert "threads)" not in line  # not describe_device's count of the page's threads
+
+
 def test_properties_frame_shows_each_time_in_a_unit_that_keeps_its_figures() -> None:
     from actlab.chapters.ch02_derivatives import properties_frame
 
