@@ -109,6 +109,15 @@ def test_timing_details_name_the_one_thread_the_cpu_timing_uses() -> None:
     assert "threads)" not in line  # not describe_device's count of the page's threads
 
 
+def test_gelu_slope_passes_one_near_three_quarters_and_peaks_at_root_two() -> None:
+    z = np.linspace(0, 4, 400_001)
+    slope = A.dgelu(z)
+    assert z[np.argmax(slope > 1)] == pytest.approx(0.7518, abs=1e-4)
+    assert z[np.argmax(slope)] == pytest.approx(np.sqrt(2), abs=1e-4)  # φ(z)(2 - z²) = 0
+    props = D.properties(A.get("gelu"))
+    assert props.max_slope == pytest.approx(slope.max(), abs=1e-9)
+
+
 def test_properties_frame_shows_each_time_in_a_unit_that_keeps_its_figures() -> None:
     from actlab.chapters.ch02_derivatives import properties_frame
 
