@@ -14,6 +14,8 @@ from torch import nn  # noqa: E402
 
 from actlab.chapters.ch01_linear_collapse import (  # noqa: E402
     accuracy,
+    best_line,
+    best_line_accuracy,
     collapse,
     collapse_module,
     collapsed_rank,
@@ -165,3 +167,73 @@ def test_explorer_frames_follow_the_figure_rule_and_name_activations_by_label() 
     plt.close(fig)
     assert explorer.frame_alt((0, 1)).startswith("1 hidden layer with Leaky ReLU: accuracy")
     assert explorer.frame_alt((1, 0)).startswith("2 hidden layers with no activation")
+
+
+def exact_best_line(X: np.ndarray, y: np.ndarray) -> float:
+    """Best line accuracy by brute force: one direction inside each range of directions that
+    keeps the order of the projections, every threshold tried one by one."""
+    diffs = [X[i] - X[j] for i in range(len(X)) for j in range(i)]
+    critical = sorted({(np.arctan2(d[1], d[0]) + np.pi / 2) % np.pi for d in diffs})
+    ends = critical[1:] + [critical[0] + np.pi]
+    best = 0.0
+    for a, b in zip(critical, ends):
+        direction = np.array([np.cos((a + b) / 2), np.sin((a + b) / 2)])
+        p = X @ direction
+        for t in np.concatenate([[p.min() - 1], np.sort(p) + 1e-12]):
+            right = float(np.mean((p > t) == (y == 1)))
+            best = max(best, right, 1 - right)
+    return best
+
+
+def test_best_line_separates_two_distant_clouds_perfectly() -> None:
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal(size=(50, 2)) - 10, rng.normal(size=(50, 2)) + 10])
+    y = np.repeat([0, 1], 50)
+    assert best_line_accuracy(X, y) == 1.0
+    assert best_line_accuracy(X, 1 - y) == 1.0
+
+
+@pytest.mark.parametrize("quarter_turns", range(4))
+def test_best_line_finds_a_narrow_gap_whichever_way_it_faces(quarter_turns: int) -> None:
+    # class 1 at y = -1 and class 0 at y = +1, spread wide along x: only directions within
+    # about 0.1 rad of one normal separate them; rotating the set turns that normal around
+    x = np.linspace(-10.0, 10.0, 11)
+    X = np.concatenate([np.stack([x, np.full_like(x, -1.0)], 1), np.stack([x, np.ones_like(x)], 1)])
+    y = np.repeat([1, 0], len(x))
+    c, s = np.cos(quarter_turns * np.pi / 2), np.sin(quarter_turns * np.pi / 2)
+    rotated = X @ np.array([[c, s], [-s, c]])
+    assert best_line_accuracy(rotated, y, n_angles=360) == 1.0
+
+
+def test_best_line_on_xor_gets_three_of_four() -> None:
+    X = np.array([[1.0, 1.0], [-1.0, -1.0], [1.0, -1.0], [-1.0, 1.0]])
+    assert best_line_accuracy(X, np.array([1, 1, 0, 0])) == 0.75
+
+
+def test_best_line_cannot_split_points_that_coincide() -> None:
+    # two points at the same place with different labels: no line puts them on different sides
+    X = np.array([[0.0, 0.0], [0.0, 0.0]])
+    assert best_line_accuracy(X, np.array([0, 1])) == 0.5
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_best_line_matches_brute_force_on_small_sets(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(9, 2))
+    y = rng.integers(0, 2, size=9)
+    exact = exact_best_line(X, y)
+    assert best_line_accuracy(X, y, n_angles=36) <= exact + 1e-12
+    assert best_line_accuracy(X, y, n_angles=100_000) == pytest.approx(exact)
+
+
+def test_best_line_on_the_chapter_rings_beats_chance_by_far() -> None:
+    X, y = circles(n=400, noise=0.1, seed=0)
+    best = best_line_accuracy(X, y)
+    assert 0.6 < best < 0.8
+
+
+def test_best_line_returns_a_line_that_scores_its_accuracy() -> None:
+    X, y = circles(n=400, noise=0.1, seed=0)
+    acc, w, t = best_line(X, y)
+    assert np.linalg.norm(w) == pytest.approx(1.0)
+    assert float(np.mean((X @ w > t) == (y == 1))) == acc
