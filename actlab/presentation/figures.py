@@ -163,12 +163,13 @@ def _texts(fig: Figure) -> list[mpl.text.Text]:
     return [t for t in fig.findobj(mpl.text.Text) if t.get_visible() and t.get_text().strip()]
 
 
-def check_figure(fig: Figure) -> float:
+def check_figure(fig: Figure, *, drawn: bool = False) -> float:
     """Raise :class:`FigureRuleError` unless ``fig`` follows the figure rule; return its
     smallest font size in points.
 
     The rule: at most :data:`CONTENT_WIDTH_IN` wide, at most :data:`MAX_COLUMNS` panels
-    side by side, no text smaller than :data:`MIN_FONT_PT`.
+    side by side, no text smaller than :data:`MIN_FONT_PT`. Tick labels exist only once a
+    figure is drawn, so the figure is drawn first unless ``drawn`` says it just was.
     """
     problems = []
     width = fig.get_figwidth()
@@ -181,7 +182,8 @@ def check_figure(fig: Figure) -> float:
     columns = len({round(ax.get_position().x0, 2) for ax in plotted})
     if columns > MAX_COLUMNS:
         problems.append(f"it has {columns} panels side by side (at most {MAX_COLUMNS}; wrap them)")
-    fig.canvas.draw()
+    if not drawn:
+        fig.canvas.draw()
     small = sorted({(t.get_fontsize(), _clean(t.get_text())[:30]) for t in _texts(fig)})
     tiny = [f"'{text}' at {size:g} pt" for size, text in small if size < MIN_FONT_PT]
     if tiny:
@@ -381,24 +383,33 @@ def alt_text(fig: Figure, summary: str) -> str:
     return f"{summary} {describe_figure(fig)}"
 
 
-def png_bytes(fig: Figure, dpi: int = CSS_DPI * DENSITY) -> bytes:
-    """Render ``fig`` to PNG bytes on a white background and close it.
-
-    The image is reduced to an adaptive palette of 256 colours: a plot's flat fills and
-    anti-aliased edges need no more, and the file is about a third of the full-colour one
-    (an explorer holds dozens of frames).
-    """
-    from PIL import Image
-
+def _savefig(fig: Figure, dpi: int) -> bytes:
+    """The full-colour PNG of ``fig`` on a white background (the figure stays open)."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", pad_inches=0.04, facecolor="white")
-    plt.close(fig)
-    image = Image.open(io.BytesIO(buf.getvalue())).convert("RGB")
+    return buf.getvalue()
+
+
+def _palette(png: bytes) -> bytes:
+    """``png`` reduced to an adaptive palette of 256 colours: a plot's flat fills and
+    anti-aliased edges need no more, and the file is about a third of the full-colour one
+    (an explorer holds dozens of frames)."""
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(png)).convert("RGB")
     small = io.BytesIO()
     image.quantize(256, method=Image.Quantize.FASTOCTREE, dither=Image.Dither.NONE).save(
         small, format="PNG", optimize=True
     )
     return small.getvalue()
+
+
+def png_bytes(fig: Figure, dpi: int = CSS_DPI * DENSITY) -> bytes:
+    """Render ``fig`` to PNG bytes (white background, 256-colour palette) and close it."""
+    try:
+        return _palette(_savefig(fig, dpi))
+    finally:
+        plt.close(fig)
 
 
 def png_size(png: bytes) -> tuple[int, int]:
@@ -420,8 +431,12 @@ class Rendered:
 def render(fig: Figure) -> Rendered:
     """Check ``fig`` against the figure rule (:func:`check_figure`) and render it at
     :data:`DENSITY` times the pixel density it is shown at."""
-    smallest = check_figure(fig)
-    return Rendered(png_bytes(fig, dpi=CSS_DPI * DENSITY), smallest)
+    try:
+        png = _savefig(fig, CSS_DPI * DENSITY)  # saving draws the figure: check that drawing
+        smallest = check_figure(fig, drawn=True)
+    finally:
+        plt.close(fig)
+    return Rendered(_palette(png), smallest)
 
 
 def img_tag(png: bytes | Rendered, alt: str, cls: str = "actlab-figure-img") -> str:
