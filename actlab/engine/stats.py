@@ -10,6 +10,7 @@ difference inside it is reported as a tie, never as a winner.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -51,4 +52,43 @@ def tied_with_best(
     return [best] + [k for k in finite if k != best and not separated(runs[k], runs[best], z)]
 
 
-__all__ = ["Z", "separated", "standard_error", "tied_with_best"]
+class GeometricSummary(NamedTuple):
+    """The geometric mean of positive values with their range."""
+
+    mean: float
+    low: float
+    high: float
+
+
+def geometric_summary(
+    values: Sequence[float] | np.ndarray, axis: int | None = None
+) -> GeometricSummary:
+    """Geometric mean and range (min to max) of positive ``values``: the book's average for
+    quantities that span orders of magnitude (gradient norms, their ratios).
+
+    An arithmetic mean of ``1e-9`` and ``1e-7`` is ``5e-8``, set by the larger value alone;
+    the geometric mean ``1e-8`` is the mean on a log axis, and the ratio of two geometric
+    means is the geometric mean of the ratios. With ``axis`` the three fields are arrays
+    (e.g. ``axis=0`` over the seeds of a ``(seeds, layers)`` table). Raises on a value
+    that is not positive (its logarithm is undefined).
+    """
+    v = np.asarray(values, dtype=float)
+    if v.size == 0:
+        raise ValueError("no values to summarise")
+    if not np.all(v > 0):
+        raise ValueError("a geometric mean needs positive values")
+    mean = np.exp(np.log(v).mean(axis=axis))
+    low, high = v.min(axis=axis), v.max(axis=axis)
+    if axis is None:
+        return GeometricSummary(float(mean), float(low), float(high))
+    return GeometricSummary(mean, low, high)
+
+
+__all__ = [
+    "GeometricSummary",
+    "Z",
+    "geometric_summary",
+    "separated",
+    "standard_error",
+    "tied_with_best",
+]

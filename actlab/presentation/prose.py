@@ -73,10 +73,16 @@ def nums(values: Iterable[Real], spec: str = ".3g", conjunction: str = "and") ->
     return listing((num(v, spec) for v in values), conjunction)
 
 
+def span(low: Real, high: Real, spec: str = ".3g") -> str:
+    """A range in prose: ``"2.1e−10 to 9.0e−10"``, or the one value where both ends print alike."""
+    lo, hi = num(low, spec), num(high, spec)
+    return lo if lo == hi else f"{lo} to {hi}"
+
+
 def _whole(n: object) -> int:
     if isinstance(n, bool) or int(n) != n:
         raise ValueError(f"a count must be a whole number, got {n!r}")
     return int(n)
 
 
-__all__ = ["MINUS", "count", "listing", "num", "nums", "of", "plural"]
+__all__ = ["MINUS", "count", "listing", "num", "nums", "of", "plural", "span"]

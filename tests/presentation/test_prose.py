@@ -2,7 +2,7 @@
 
 import pytest
 
-from actlab.presentation.prose import MINUS, count, listing, num, nums, of, plural
+from actlab.presentation.prose import MINUS, count, listing, num, nums, of, plural, span
 
 
 def test_counts_and_plurals_read_as_words() -> None:
@@ -48,3 +48,9 @@ def test_numbers_have_a_true_minus_and_no_negative_zero() -> None:
     assert num(-0.004, ".0%") == "0%"
     assert nums([-1, -0.0, 1], "g") == f"{MINUS}1, 0 and 1"
     assert num(float("nan")) == "NaN"
+
+
+def test_a_range_reads_low_to_high_and_collapses_when_both_ends_print_alike() -> None:
+    assert span(2.1e-10, 9.04e-10, ".1e") == f"2.1e{MINUS}10 to 9.0e{MINUS}10"
+    assert span(0.51, 0.512, ".2f") == "0.51"
+    assert span(-1.5, 2, ".1f") == f"{MINUS}1.5 to 2.0"
