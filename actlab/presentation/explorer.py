@@ -35,6 +35,7 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from actlab.engine.activations import LABELS
 from actlab.presentation.figures import Rendered, alt_text, describe_figure, img_tag, render
+from actlab.presentation.paper import PAPER_MIME, paper_data
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,17 @@ def _fmt(value: Any) -> str:
     return str(value)
 
 
+class _PaperedVBox(widgets.VBox):
+    """The static view: a ``VBox`` whose display also carries its explorer on paper."""
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> dict[str, Any] | None:
+        bundle = super()._repr_mimebundle_(**kwargs)
+        paper = getattr(self, "paper", None)
+        if bundle is not None and paper is not None:
+            bundle = {**bundle, PAPER_MIME: paper}
+        return bundle
+
+
 @dataclass
 class Explorer:
     """A figure-valued function of discrete controls, viewable live or static.
@@ -143,7 +155,9 @@ class Explorer:
     controls: Sequence[Control]
     title: str | None = None
     describe: Callable[..., str] | None = None
-    _cache: dict[tuple[int, ...], tuple[Rendered, str]] = field(default_factory=dict, repr=False)
+    _cache: dict[tuple[int, ...], tuple[Rendered, str, str]] = field(
+        default_factory=dict, repr=False
+    )
 
     def __post_init__(self) -> None:
         if not self.controls:
@@ -162,15 +176,17 @@ class Explorer:
     def params(self, indices: Sequence[int]) -> dict[str, Any]:
         return {c.name: c.values[i] for c, i in zip(self.controls, indices, strict=True)}
 
-    def _rendered(self, indices: Sequence[int]) -> tuple[Rendered, str]:
+    def _rendered(self, indices: Sequence[int]) -> tuple[Rendered, str, str]:
         key = tuple(int(i) for i in indices)
         if key not in self._cache:
             params = self.params(key)
             fig = self.draw(**params)
             if not isinstance(fig, Figure):
                 raise TypeError(f"draw() must return a matplotlib Figure, got {type(fig).__name__}")
-            alt = alt_text(fig, self.describe(**params)) if self.describe else describe_figure(fig)
-            self._cache[key] = (render(fig), alt)
+            structure = describe_figure(fig)
+            finding = self.describe(**params) if self.describe else structure
+            alt = alt_text(fig, finding) if self.describe else structure
+            self._cache[key] = (render(fig), alt, finding)
         return self._cache[key]
 
     def frame(self, indices: Sequence[int]) -> bytes:
@@ -181,9 +197,14 @@ class Explorer:
         """The alt text of one frame: what it shows, in words."""
         return self._rendered(indices)[1]
 
+    def frame_finding(self, indices: Sequence[int]) -> str:
+        """What one frame shows: the definition's ``describe`` sentence (or, without one,
+        the figure's structure)."""
+        return self._rendered(indices)[2]
+
     def frame_html(self, indices: Sequence[int]) -> str:
         """One frame as an ``<img>`` with its alt text."""
-        png, alt = self._rendered(indices)
+        png, alt, _ = self._rendered(indices)
         return img_tag(png, alt, cls="actlab-frame")
 
     def frame_text_html(self, indices: Sequence[int]) -> str:
@@ -246,12 +267,19 @@ class Explorer:
         return box
 
     def static(self) -> widgets.VBox:
-        """Controls ``jslink``-ed to nested stacks of precomputed frames (works without a kernel)."""
-        box = self._stacked([c.widget() for c in self.controls])
+        """Controls ``jslink``-ed to nested stacks of precomputed frames (works without a kernel).
+
+        Its display also carries the explorer on paper
+        (:func:`actlab.presentation.paper.paper_data`), which only a PDF shows.
+        """
+        box = self._stacked([c.widget() for c in self.controls], _PaperedVBox)
+        box.paper = paper_data(self)  # type: ignore[attr-defined]
         box.add_class("actlab-static")
         return box
 
-    def _stacked(self, ctrls: list[widgets.Widget]) -> widgets.VBox:
+    def _stacked(
+        self, ctrls: list[widgets.Widget], box_type: type[widgets.VBox] = widgets.VBox
+    ) -> widgets.VBox:
         """Every frame in nested stacks (Tabs, see ``FRAMES_CSS``), each ``jslink``-ed to its level's control."""
         links: list[widgets.Widget] = []
 
@@ -270,7 +298,7 @@ class Explorer:
 
         frames = build(0, ())
         text = widgets.HTML(self.frame_text_html([c.default_index for c in self.controls]))
-        box = widgets.VBox([_frames_style(), *self._header(ctrls), frames, text])
+        box = box_type([_frames_style(), *self._header(ctrls), frames, text])
         box.add_class("actlab-explorer")
         # The links are widgets of their own (saved in the page's widget state);
         # keep them reachable from the view.
