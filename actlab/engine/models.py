@@ -71,7 +71,7 @@ def linear_layers(model: nn.Module) -> list[nn.Linear]:
     return [m for m in model.modules() if isinstance(m, nn.Linear)]
 
 
-INIT_SCHEMES = ("default", "xavier", "he")
+INIT_SCHEMES = ("default", "xavier", "he", "default-zero-bias")
 
 
 @torch.no_grad()
@@ -80,6 +80,8 @@ def init_mlp_(model: nn.Module, scheme: str = "default") -> nn.Module:
 
     Args:
         scheme: ``"default"`` keeps PyTorch's ``U(±1/sqrt(fan_in))`` weights and biases;
+            ``"default-zero-bias"`` keeps PyTorch's weights and zeroes every bias (chapter 3
+            measures what the default's biases do);
             ``"xavier"`` is Glorot & Bengio's uniform scheme, variance ``2/(fan_in+fan_out)``;
             ``"he"`` is He et al.'s normal scheme for ReLU, variance ``2/fan_in``;
             ``"normal:STD"`` draws weights from ``N(0, STD^2)``. Biases are zeroed
@@ -90,6 +92,11 @@ def init_mlp_(model: nn.Module, scheme: str = "default") -> nn.Module:
     """
     if scheme == "default":
         return model
+    if scheme == "default-zero-bias":
+        for layer in linear_layers(model):
+            if layer.bias is not None:
+                nn.init.zeros_(layer.bias)
+        return model
     for layer in linear_layers(model):
         if scheme == "xavier":
             nn.init.xavier_uniform_(layer.weight)
@@ -98,7 +105,9 @@ def init_mlp_(model: nn.Module, scheme: str = "default") -> nn.Module:
         elif scheme.startswith("normal:"):
             nn.init.normal_(layer.weight, 0.0, float(scheme.split(":", 1)[1]))
         else:
-            raise ValueError(f"unknown init {scheme!r}; use default, xavier, he or normal:STD")
+            raise ValueError(
+                f"unknown init {scheme!r}; use default, default-zero-bias, xavier, he or normal:STD"
+            )
         if layer.bias is not None:
             nn.init.zeros_(layer.bias)
     return model

@@ -20,8 +20,9 @@ class Member:
         seed: seeds the member's initial weights (``torch.manual_seed`` before building it).
         activation: a name known to :func:`actlab.engine.models.activation_module`.
         lr: the member's learning rate.
-        init: ``"default"`` (PyTorch's), ``"xavier"``, ``"he"`` or ``"normal:STD"``
-            (see :func:`actlab.engine.models.init_mlp_`).
+        init: ``"default"`` (PyTorch's), ``"default-zero-bias"`` (PyTorch's weights, biases
+            0), ``"xavier"``, ``"he"`` or ``"normal:STD"`` (see
+            :func:`actlab.engine.models.init_mlp_`).
         bias: when set, every hidden layer's bias is filled with this constant after
             the init scheme (the output layer keeps its own); chapter 4's bias
             experiments.
