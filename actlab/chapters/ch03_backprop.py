@@ -14,9 +14,11 @@ from torch import nn
 
 from actlab.engine.activations import LABELS, get
 from actlab.engine.models import activation_module, linear_layers
+from actlab.engine.stats import geometric_summary
+from actlab.ensemble import gradient_norms_at_init, members_grid
 from actlab.presentation.explorer import Control, Explorer
-from actlab.presentation.figures import panels
-from actlab.presentation.prose import count, num
+from actlab.presentation.figures import activation_style, panels
+from actlab.presentation.prose import count, num, span
 
 # ---------------------------------------------------------------------------
 # Activation values and slopes, from the activation registry (chapter 2)
@@ -288,14 +290,20 @@ def chain_gain(
 
 
 # ---------------------------------------------------------------------------
-# The explorer: gradient norms per layer at initialisation
+# The explorer: gradient per weight and layer at initialisation
 # ---------------------------------------------------------------------------
 
+#: ``(depth, activation, init)`` -> per-weight RMS gradient, shape ``(seeds, depth + 1)``.
 GradTable = Mapping[tuple[int, str, str], np.ndarray]
 
 #: The initialisation schemes by the names :func:`actlab.ensemble.members_grid` takes, as a
 #: reader reads them (Glorot and Bengio's is known as Xavier initialisation).
-INIT_LABELS = {"default": "PyTorch default", "xavier": "Xavier", "he": "He"}
+INIT_LABELS = {
+    "default": "PyTorch default",
+    "xavier": "Xavier",
+    "he": "He",
+    "default-zero-bias": "default, biases 0",
+}
 
 
 def gradient_norm_explorer(
@@ -304,51 +312,210 @@ def gradient_norm_explorer(
     activations: Sequence[str],
     inits: Sequence[str],
 ) -> Explorer:
-    """Chapter 3's explorer: depth x activation x initialisation -> gradient norm per layer.
+    """Chapter 3's explorer: depth x activation x initialisation -> gradient per weight and layer.
 
     Args:
-        grad_table: ``(depth, activation, init)`` -> the ``depth + 1`` weight-gradient
-            norms at initialisation, input side first (for example a mean over seeds of
-            :func:`actlab.ensemble.gradient_norms_at_init`).
+        grad_table: ``(depth, activation, init)`` -> the per-weight RMS gradients at
+            initialisation, ``(seeds, depth + 1)``, input side first (see
+            :func:`gradient_table`).
         depths, activations, inits: the values of the three controls, in display order.
+
+    Every frame has one log axis, framed by the smallest and largest value of all the
+    frames, so that frames compare.
     """
     # the buttons show the schemes' names ("Xavier"); the table is keyed by members_grid's
     by_label = {INIT_LABELS.get(init, init): init for init in inits}
+    shown = [grad_table[d, a, i] for d in depths for a in activations for i in inits]
+    ylim = log_limits(shown)
     return Explorer(
         lambda depth, activation, init: gradient_norm_figure(
-            grad_table, depth, activation, by_label[init]
+            grad_table, depth, activation, by_label[init], ylim=ylim
         ),
         [
             Control("depth", list(depths), label="hidden layers"),
             Control("activation", list(activations), kind="buttons"),
             Control("init", list(by_label), label="initialisation", kind="buttons"),
         ],
-        title="Depth × activation × initialisation → gradient norm per layer",
+        title="Depth × activation × initialisation → gradient per weight and layer",
         describe=lambda depth, activation, init: _describe_gradient_norms(
             grad_table, depth, activation, by_label[init]
         ),
     )
 
 
-def gradient_norm_figure(grad_table: GradTable, depth: int, activation: str, init: str) -> Figure:
-    """One frame of :func:`gradient_norm_explorer`: ``‖∂L/∂W‖`` per layer on a log axis."""
-    g = grad_table[depth, activation, init]
+def gradient_norm_figure(
+    grad_table: GradTable,
+    depth: int,
+    activation: str,
+    init: str,
+    ylim: tuple[float, float] | None = None,
+) -> Figure:
+    """One frame of :func:`gradient_norm_explorer`: the per-weight gradient of each layer on a
+    log axis, geometric mean over seeds with their range shaded, within ``ylim`` (default: this
+    frame's own values)."""
+    g = np.asarray(grad_table[depth, activation, init])
+    centre, low, high = geometric_summary(g, axis=0)
+    layers = np.arange(1, depth + 2)
     fig, (ax,) = panels(1, height=2.8)
-    ax.plot(np.arange(1, depth + 2), g, marker="o", ms=3)
-    ratio = num(g[0] / g[-1], ".1e")
-    title = f"{LABELS[activation]}, {INIT_LABELS.get(init, init)} init: first/last = {ratio}"
+    style = activation_style(activation)
+    ax.fill_between(layers, low, high, color=style["color"], alpha=0.2, lw=0)
+    ax.plot(layers, centre, marker=style["marker"], color=style["color"], ms=3)
+    ratio = num(geometric_summary(first_last_ratio(g)).mean, ".1e")
+    title = (
+        f"{LABELS[activation]}, {INIT_LABELS.get(init, init)}: layer 1 / layer {depth} = {ratio}"
+    )
     ax.set(
-        yscale="log", ylim=(1e-14, 1e2), xlim=(0.5, depth + 1.5), xlabel="layer (input side = 1)",
-        ylabel="‖∂L/∂W‖", title=title,
+        yscale="log", ylim=ylim or log_limits([g]), xlim=(0.5, depth + 1.5),
+        xlabel="layer (input side = 1)", ylabel="RMS gradient per weight", title=title,
     )  # fmt: skip
     return fig
 
 
 def _describe_gradient_norms(grad_table: GradTable, depth: int, activation: str, init: str) -> str:
-    """The finding of one frame: how far the first layer's gradient norm is below the last's."""
+    """The finding of one frame: layer 1's gradient per weight, and its fraction of the last
+    hidden layer's, in the words and numbers the chapter's text uses."""
     g = grad_table[depth, activation, init]
     return (
         f"{count(depth, 'hidden layer')} of {LABELS[activation]} with {INIT_LABELS.get(init, init)} "
-        f"initialisation: the first layer's gradient norm is {num(g[0] / g[-1], '.1e')} times the "
-        "last layer's"
+        f"initialisation: layer 1's gradient per weight is {gm_text(g[:, 0])}, "
+        f"{gm_text(first_last_ratio(g))} times layer {depth}'s (geometric mean over "
+        f"{count(len(g), 'seed')}, range in brackets)"
     )
+
+
+# ---------------------------------------------------------------------------
+# A shape-fair gradient measure, and one average for it
+# ---------------------------------------------------------------------------
+
+
+def weight_counts(depth: int, width: int, in_dim: int = 1, out_dim: int = 1) -> np.ndarray:
+    """Number of weights of each linear layer of an MLP, input side first: ``in_dim * width``,
+    ``width * width`` for each hidden-to-hidden layer, ``width * out_dim``."""
+    if depth < 1:
+        raise ValueError("an MLP here has at least one hidden layer")
+    return np.array([in_dim * width] + [width * width] * (depth - 1) + [width * out_dim])
+
+
+def per_weight_rms(norms: np.ndarray, width: int, in_dim: int = 1, out_dim: int = 1) -> np.ndarray:
+    """Each layer's weight-gradient norm divided by the square root of its number of weights:
+    the root mean square gradient of one weight (``norms`` has one layer per entry of its
+    last axis, input side first)."""
+    norms = np.asarray(norms, dtype=float)
+    counts = weight_counts(norms.shape[-1] - 1, width, in_dim, out_dim)
+    return norms / np.sqrt(counts)
+
+
+def first_last_ratio(rms: np.ndarray) -> np.ndarray:
+    """Layer 1's per-weight gradient over the last hidden layer's (the entry before the output
+    layer): the fraction that reaches layer 1; below 1 the gradient vanishes on its way down."""
+    rms = np.asarray(rms, dtype=float)
+    if rms.shape[-1] < 3:
+        raise ValueError("the ratio needs at least two hidden layers")
+    return rms[..., 0] / rms[..., -2]
+
+
+def gm_text(values: np.ndarray, spec: str = ".1e") -> str:
+    """The geometric mean of ``values`` with the range in brackets: ``"4.5e−10 (2.0e−10 to 9.1e−10)"``.
+
+    The one way the chapter, its captions and its explorer write a quantity that spans
+    orders of magnitude (:func:`actlab.engine.stats.geometric_summary`).
+    """
+    mean, low, high = geometric_summary(values)
+    return f"{num(mean, spec)} ({span(low, high, spec)})"
+
+
+def log_limits(arrays: Sequence[np.ndarray], pad: float = 2.0) -> tuple[float, float]:
+    """Limits of a log axis that frames every positive value of ``arrays`` with a factor
+    ``pad`` of room at both ends."""
+    values = np.concatenate([np.ravel(a) for a in arrays])
+    values = values[np.isfinite(values) & (values > 0)]
+    if values.size == 0:
+        raise ValueError("no positive values to frame")
+    return float(values.min() / pad), float(values.max() * pad)
+
+
+def gradient_table(
+    X: np.ndarray,
+    y: np.ndarray,
+    depths: Sequence[int],
+    activations: Sequence[str],
+    inits: Sequence[str],
+    seeds: Sequence[int],
+    width: int = 64,
+    device: torch.device | str | None = None,
+) -> dict[tuple[int, str, str], np.ndarray]:
+    """The per-weight RMS gradient of every layer at initialisation, for every depth,
+    activation and initialisation, one row per seed.
+
+    One forward and backward pass of the MSE loss per depth and initialisation, all
+    activations and seeds stacked (:func:`actlab.ensemble.gradient_norms_at_init`); the
+    norms become per-weight values with :func:`per_weight_rms`.
+
+    Returns:
+        ``(depth, activation, init)`` -> array ``(len(seeds), depth + 1)``, input side first.
+    """
+    seeds, X, y = list(seeds), np.asarray(X), np.asarray(y)
+    table: dict[tuple[int, str, str], np.ndarray] = {}
+    for depth in depths:
+        for init in inits:
+            members = members_grid(seeds, activations, inits=[init])
+            norms = gradient_norms_at_init(members, X, y, depth=depth, width=width, device=device)
+            rms = per_weight_rms(norms, width, X.shape[1], y.shape[1])
+            for i, act in enumerate(activations):
+                table[depth, act, init] = rms[i * len(seeds) : (i + 1) * len(seeds)]
+    return table
+
+
+# ---------------------------------------------------------------------------
+# Adam's first step: the epsilon floor
+# ---------------------------------------------------------------------------
+
+
+def first_layer_weights(model: nn.Module, X: torch.Tensor) -> np.ndarray:
+    """A probe for :func:`actlab.ensemble.train_ensemble`: every member's layer-1 weights,
+    shape ``(E, in_dim, width)``."""
+    return model.weights[0].detach().cpu().numpy().copy()
+
+
+def step_over_lr(before: np.ndarray, after: np.ndarray, lr: float) -> np.ndarray:
+    """How far one update moved each member's weights, in units of the learning rate: the mean
+    of ``|w_after - w_before| / lr`` over the weights of each member (leading axis)."""
+    moved = np.abs(np.asarray(after, dtype=float) - np.asarray(before, dtype=float)) / lr
+    return moved.reshape(len(moved), -1).mean(axis=1)
+
+
+def adam_first_step(g: float | np.ndarray, eps: float = 1e-8) -> np.ndarray:
+    """Adam's first step for gradient ``g``, in units of the learning rate: ``m / (sqrt(v) + eps)``
+    with bias-corrected ``m = g`` and ``v = g**2``, that is ``|g| / (|g| + eps)``: about 1 when
+    ``|g|`` is far above ``eps``, about ``|g| / eps`` far below it."""
+    g = np.abs(np.asarray(g, dtype=float))
+    return g / (g + eps)
+
+
+# ---------------------------------------------------------------------------
+# The walk-through as a computational graph
+# ---------------------------------------------------------------------------
+
+
+def chain_graph_figure(cp: ChainPass) -> Figure:
+    """The chain of ``cp`` as a computational graph: ``x -> z1 -> a1 -> ... -> y_hat -> L``.
+
+    Drawn by :func:`actlab.presentation.graph.chain_graph` from ``cp``'s own numbers: above
+    each arrow the forward value of the node it leaves, below it ``dL/d`` of that node
+    (``dL/dx``, ``dL/dz_k``, ``dL/da_k``, ``dL/dy_hat``; ``1`` under the loss), and each
+    weight ``w_k`` entering ``z_k`` with its value and ``dL/dw_k``. The biases are left out:
+    each one's gradient is the ``dL/dz_k`` below the arrow leaving ``z_k``.
+    """
+    from actlab.presentation.graph import Param, chain_graph
+
+    n = len(cp.w)
+    names, values, grads = ["$x$"], [cp.x], [cp.dL_dx]
+    for k in range(n):
+        names += [f"$z_{k + 1}$", f"$a_{k + 1}$" if k < n - 1 else r"$\hat y$"]
+        values += [cp.z[k], cp.a[k]]
+        grads += [cp.dL_dz[k], cp.dL_da[k]]
+    names.append("$L$")
+    values.append(cp.loss)
+    grads.append(1.0)
+    params = [Param(1 + 2 * k, f"$w_{k + 1}$", cp.w[k], cp.dL_dw[k]) for k in range(n)]
+    return chain_graph(names, values, grads, params)

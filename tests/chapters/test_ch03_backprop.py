@@ -142,3 +142,46 @@ def test_gradient_norm_frames_follow_the_figure_rule() -> None:
     check_figure(fig)  # content width, one panel a row, no text under 10 pt
     assert fig.axes[0].get_title().startswith("GELU, PyTorch default init")
     plt.close(fig)
+
+
+def test_chain_graph_shows_the_walk_through_numbers() -> None:
+    """The graph figure is drawn from the chain's own values: every forward value, every
+    gradient and every weight appears, in the order of the chain."""
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Circle
+
+    from actlab.chapters.ch03_backprop import chain_graph_figure
+    from actlab.presentation.figures import check_figure
+    from actlab.presentation.prose import num
+
+    cp = chain_pass(1.5, 0.0, [0.8, -1.2, 1.1], [0.1, 0.4, -0.3])
+    fig = chain_graph_figure(cp)
+    check_figure(fig)
+    ax = fig.axes[0]
+    texts = {t.get_gid(): t.get_text() for t in ax.texts if t.get_gid()}
+    assert sum(isinstance(p, Circle) for p in ax.patches) == 2 * 3 + 2  # x, z/a per layer, L
+    forward = [cp.x, cp.z[0], cp.a[0], cp.z[1], cp.a[1], cp.z[2], cp.a[2], cp.loss]
+    backward = [cp.dL_dx, cp.dL_dz[0], cp.dL_da[0], cp.dL_dz[1], cp.dL_da[1], cp.dL_dz[2]]
+    backward += [cp.dL_da[2], 1.0]
+    assert [texts[f"forward:{i}"] for i in range(8)] == [num(v) for v in forward]
+    assert [texts[f"backward:{i}"] for i in range(8)] == [num(g) for g in backward]
+    for k in range(3):
+        assert texts[f"param-forward:{2 * k + 1}"] == num(cp.w[k])
+        assert texts[f"param-backward:{2 * k + 1}"] == num(cp.dL_dw[k])
+    assert texts["name:6"] == r"$\hat y$" and texts["name:7"] == "$L$"
+    plt.close(fig)
+
+
+def test_default_zero_bias_init_keeps_the_default_weights() -> None:
+    """The extra init kind changes only the biases: same weights as PyTorch's default for the
+    same seed, every bias 0; the default's biases are not 0."""
+    from actlab.ensemble.members import Member, build_member
+
+    default = build_member(Member(seed=3, activation="relu"), 4, 8, 3, 1)
+    zeroed = build_member(Member(seed=3, activation="relu", init="default-zero-bias"), 4, 8, 3, 1)
+    linears = [(a, b) for a, b in zip(default, zeroed) if isinstance(a, torch.nn.Linear)]
+    assert len(linears) == 4
+    for a, b in linears:
+        assert torch.equal(a.weight, b.weight)
+        assert a.bias.abs().max() > 0
+        assert torch.count_nonzero(b.bias) == 0
