@@ -4,6 +4,7 @@ and without an activation do to the input plane (decision boundaries, bent grids
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -14,7 +15,7 @@ from actlab.engine.activations import LABELS
 from actlab.engine.device import cpu_threads
 from actlab.engine.models import hidden_outputs
 from actlab.presentation.figures import OKABE_ITO, panels
-from actlab.presentation.prose import count
+from actlab.presentation.prose import count, listing, num
 
 Layer = tuple[np.ndarray, np.ndarray]
 
@@ -223,20 +224,62 @@ def map_through(model: nn.Sequential, points: np.ndarray, layer: int) -> np.ndar
     return hidden_outputs(model, x)[layer].cpu().numpy()
 
 
+def spread(points: np.ndarray) -> np.ndarray:
+    """Singular values of the centred ``points`` (largest first): how far they spread in each
+    principal direction. Both 0: one point; the second 0: every point on one straight line."""
+    pts = np.asarray(points, dtype=np.float64)
+    return np.linalg.svd(pts - pts.mean(0), compute_uv=False)
+
+
+def image_dimension(points: np.ndarray, tol: float = 1e-6) -> int:
+    """Dimension of the set ``points`` fill: 0 (all on one point), 1 (all on one straight
+    segment) or 2 (a region of the plane).
+
+    A spread counts as none when it is below ``tol`` times the largest coordinate
+    magnitude (float32 rounding of points that coincide in exact arithmetic).
+    """
+    pts = np.asarray(points, dtype=np.float64)
+    sv = spread(pts)
+    floor = tol * max(1.0, float(np.abs(pts).max()))
+    if sv[0] <= floor:
+        return 0
+    if sv[-1] <= max(floor, tol * sv[0]):
+        return 1
+    return 2
+
+
 def straight_fraction(
     model: nn.Sequential, layer: int, lines: list[np.ndarray], tol: float = 1e-4
 ) -> float:
     """Fraction of the grid ``lines`` that are still straight after hidden layer ``layer``.
 
     A mapped line counts as straight when its points lie on one line: the second
-    singular value of the centred points is below ``tol`` times the first.
+    singular value of the centred points is below ``tol`` times the first. A line crushed
+    to a single point is not straight. Read it only where :func:`grid_state` finds the grid
+    still spread over the plane: a grid mapped onto one segment has every line "straight"
+    because it has collapsed, not because the layer kept it straight.
     """
     straight = 0
     for line in lines:
         pts = map_through(model, line, layer).astype(np.float64)
-        sv = np.linalg.svd(pts - pts.mean(0), compute_uv=False)
-        straight += bool(sv[0] == 0 or sv[-1] <= tol * sv[0])
+        if image_dimension(pts) == 0:
+            continue
+        sv = spread(pts)
+        straight += bool(sv[-1] <= tol * sv[0])
     return straight / len(lines)
+
+
+def grid_state(model: nn.Sequential, layer: int, lines: list[np.ndarray]) -> str:
+    """What hidden layer ``layer`` leaves of the grid ``lines``, in words: "collapsed to a
+    point", "collapsed onto a segment" (the whole grid on one straight segment) or, while the
+    grid still covers part of the plane, the percentage of its lines that are still straight."""
+    everything = np.concatenate([map_through(model, line, layer) for line in lines])
+    dim = image_dimension(everything)
+    if dim == 0:
+        return "collapsed to a point"
+    if dim == 1:
+        return "collapsed onto a segment"
+    return f"{100 * straight_fraction(model, layer, lines):.0f} % of lines straight"
 
 
 def plot_grid(ax: Axes, model: nn.Sequential, layer: int, lines: list[np.ndarray]) -> None:
@@ -256,57 +299,126 @@ def plot_grid(ax: Axes, model: nn.Sequential, layer: int, lines: list[np.ndarray
     ax.set_yticks([])
 
 
+@dataclass(frozen=True)
+class FrameFinding:
+    """What one frame of chapter 1's explorer measured after training.
+
+    ``hidden_dim`` is the dimension of the set the data fill after the last hidden layer
+    (:func:`image_dimension`): 0 when every point lands on one point, 1 when they all lie
+    on one straight segment, 2 otherwise. ``best_line`` is the accuracy of the best straight
+    line on the same points (:func:`best_line`): a boundary that scores more is not straight.
+    """
+
+    depth: int
+    activation: str
+    accuracy: float
+    hidden_dim: int
+    best_line: float
+
+    @property
+    def accuracy_text(self) -> str:
+        """The accuracy as every frame and the page write it."""
+        return num(self.accuracy, ".2f")
+
+
+def frame_sentence(f: FrameFinding) -> str:
+    """The finding of one frame of chapter 1's explorer, in words chosen by its measurements."""
+    name = "no activation" if f.activation == "none" else LABELS[f.activation]
+    head = (
+        f"{count(f.depth, 'hidden layer')} with {name}: accuracy {f.accuracy_text} on the two rings"
+    )
+    line = num(f.best_line, ".2f")
+    if f.hidden_dim == 0:
+        return (
+            f"{head}; hidden layer {f.depth} maps every point to one point, so the network "
+            "gives every input the same output: it has collapsed and draws no boundary"
+        )
+    if f.activation == "none":
+        finding = f"{head}, the best straight line reaches {line}; the decision boundary is a straight line"
+    elif f.accuracy > f.best_line:
+        finding = f"{head}, above the {line} of the best straight line, so the boundary is bent"
+    else:
+        finding = f"{head}, no better than the best straight line ({line})"
+    if f.hidden_dim == 1:
+        finding += f"; hidden layer {f.depth} puts every point on one straight segment"
+    return finding
+
+
+def collapsed_depths(findings: dict[tuple[int, str], FrameFinding], activation: str) -> list[int]:
+    """The depths at which the explorer's ``activation`` network mapped every point to one point."""
+    return sorted(d for (d, a), f in findings.items() if a == activation and f.hidden_dim == 0)
+
+
+def collapse_summary(findings: dict[tuple[int, str], FrameFinding], activation: str) -> str:
+    """One sentence for the page on the explorer's frames where ``activation`` collapsed,
+    quoting each frame's accuracy exactly as the frame writes it."""
+    depths = collapsed_depths(findings, activation)
+    name = LABELS[activation]
+    if not depths:
+        return f"None of the explorer's {name} frames maps every point to one point."
+    accs = listing(sorted({findings[d, activation].accuracy_text for d in depths}))
+    layers = listing(depths)
+    return (
+        f"With {name}, the frames with {layers} hidden layers map every point to one point "
+        f"after the last hidden layer: the network gives every input the same output and "
+        f"its accuracy is {accs}, what always guessing one class scores."
+    )
+
+
 def depth_activation_explorer(
     X: np.ndarray,
     y: np.ndarray,
-    depths: tuple[int, ...] = (1, 2, 3, 4),
+    depths: tuple[int, ...] = (1, 2, 3, 4, 5, 6, 7, 8),
     activations: tuple[str, ...] = ("none", "relu", "tanh"),
     num_epochs: int = 300,
     device: torch.device | str = "cpu",
+    line_accuracy: float | None = None,
 ):
     """Chapter 1's explorer: depth x activation -> decision boundary and the last hidden space.
 
     Each frame trains a network with hidden layers of 8 units, the last one 2 units
-    wide so that its space can be drawn with the warped grid and the data in it.
+    wide so that its space can be drawn with the warped grid and the data in it. The
+    returned explorer's ``findings`` maps ``(depth, activation)`` to the frame's
+    :class:`FrameFinding` once the frame is drawn: the page quotes those, so that its
+    numbers and the frames' words come from one measurement. ``line_accuracy`` is the best
+    straight line's accuracy on ``X``, ``y`` when the caller has it (:func:`best_line`).
     """
     from actlab.engine.device import set_seed
     from actlab.engine.models import mlp
     from actlab.presentation.explorer import Control, Explorer
 
     lines = grid_lines(lim=2.5, n_lines=9)
-    accuracies: dict[tuple[int, str], float] = {}
+    if line_accuracy is None:
+        line_accuracy = best_line(X, y)[0]
+    findings: dict[tuple[int, str], FrameFinding] = {}
 
     def draw(depth: int, activation: str):
         set_seed(0)
         net = mlp(2, 8, depth, 1, activation=activation, widths=[8] * (depth - 1) + [2])
         res = train_classifier(net, X, y, num_epochs=num_epochs, lr=0.02, device=device)
-        accuracies[depth, activation] = res["accuracy"]
         net = net.cpu()
+        hidden = map_through(net, X, depth)
+        found = FrameFinding(
+            depth, activation, res["accuracy"], image_dimension(hidden), line_accuracy
+        )
+        findings[depth, activation] = found
         fig, (ax_in, ax_hidden) = panels(2, height=3.2)
         plot_boundary(ax_in, net, X, y)
-        ax_in.set_title(f"input plane: accuracy {res['accuracy']:.2f}")
+        ax_in.set_title(f"input plane: accuracy {found.accuracy_text}")
         plot_grid(ax_hidden, net, depth, lines)
-        scatter(ax_hidden, map_through(net, X, depth), y)
-        ax_hidden.set_title(f"after hidden layer {depth}")
+        scatter(ax_hidden, hidden, y)
+        where = {0: ": all on one point", 1: ": on one segment"}.get(found.hidden_dim, "")
+        ax_hidden.set_title(f"after hidden layer {depth}{where}")
         return fig
 
-    return Explorer(
+    explorer = Explorer(
         draw,
         [
             Control("depth", list(depths), label="hidden layers"),
             Control("activation", list(activations), kind="buttons"),
         ],
         title="Depth × activation → decision boundary and warped grid",
-        describe=lambda depth, activation: _describe_frame(depth, activation, accuracies),
+        describe=lambda depth, activation: frame_sentence(findings[depth, activation]),
     )
-
-
-def _describe_frame(depth: int, activation: str, accuracies: dict[tuple[int, str], float]) -> str:
-    """The finding of one frame of chapter 1's explorer, from the accuracy its training reached."""
-    name = "no activation" if activation == "none" else LABELS[activation]
-    acc = accuracies[depth, activation]
-    shape = "a straight line" if activation == "none" else "bent by the activation"
-    return (
-        f"{count(depth, 'hidden layer')} with {name}: accuracy {acc:.2f} "
-        f"on the two rings; the decision boundary is {shape}"
-    )
+    explorer.findings = findings
+    return explorer

@@ -13,19 +13,25 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from actlab.chapters.ch01_linear_collapse import (  # noqa: E402
+    FrameFinding,
     accuracy,
     best_line,
     best_line_accuracy,
     collapse,
     collapse_module,
+    collapse_summary,
     collapsed_rank,
     depth_activation_explorer,
+    frame_sentence,
     grid_lines,
+    grid_state,
+    image_dimension,
     is_affine,
     map_through,
     plot_boundary,
     plot_grid,
     positive_probability,
+    straight_fraction,
     train_classifier,
 )
 from actlab.engine.data import circles  # noqa: E402
@@ -167,6 +173,85 @@ def test_explorer_frames_follow_the_figure_rule_and_name_activations_by_label() 
     plt.close(fig)
     assert explorer.frame_alt((0, 1)).startswith("1 hidden layer with Leaky ReLU: accuracy")
     assert explorer.frame_alt((1, 0)).startswith("2 hidden layers with no activation")
+
+
+def test_each_explorer_frame_says_what_it_measured_and_the_page_quotes_the_same() -> None:
+    X, y = circles(60, noise=0.05, seed=0)
+    explorer = depth_activation_explorer(
+        X, y, depths=(1, 2), activations=("none", "relu"), num_epochs=5, line_accuracy=0.6
+    )
+    for key in explorer.keys():
+        depth, activation = explorer.params(key).values()
+        alt = explorer.frame_alt(key)  # draws the frame, which records its finding
+        found = explorer.findings[depth, activation]
+        assert alt.startswith(frame_sentence(found))
+        assert f"accuracy {found.accuracy_text}" in alt
+        assert found.best_line == 0.6 and "0.60" in alt  # the caller's best line, quoted
+        plt.close("all")
+
+
+def finding(depth: int, activation: str, acc: float, dim: int) -> FrameFinding:
+    return FrameFinding(depth, activation, acc, dim, best_line=0.69)
+
+
+def test_a_collapsed_frame_is_called_collapsed_never_bent() -> None:
+    collapsed = frame_sentence(finding(4, "relu", 0.5, 0))
+    assert "maps every point to one point" in collapsed and "collapsed" in collapsed
+    assert "bent" not in collapsed
+    assert "bent" in frame_sentence(finding(3, "relu", 1.0, 2))
+    not_better = frame_sentence(finding(1, "tanh", 0.6, 2))
+    assert "no better than the best straight line (0.69)" in not_better
+    assert "bent" not in not_better
+    linear = frame_sentence(finding(2, "none", 0.497, 1))
+    assert "straight line" in linear and "one straight segment" in linear
+
+
+def test_the_page_sentence_on_collapsed_frames_quotes_the_frames_own_accuracy() -> None:
+    findings = {
+        (3, "relu"): finding(3, "relu", 1.0, 2),
+        (4, "relu"): finding(4, "relu", 0.4975, 0),
+        (5, "relu"): finding(5, "relu", 0.4975, 0),
+        (4, "tanh"): finding(4, "tanh", 1.0, 1),
+    }
+    page = collapse_summary(findings, "relu")
+    assert "4 and 5 hidden layers" in page
+    for depth in (4, 5):
+        frame = frame_sentence(findings[depth, "relu"])
+        assert f"accuracy {findings[depth, 'relu'].accuracy_text}" in frame
+        assert f"is {findings[depth, 'relu'].accuracy_text}," in page
+    assert collapse_summary(findings, "tanh").startswith("None of the explorer's tanh frames")
+
+
+def test_image_dimension_tells_a_point_a_segment_and_a_region_apart() -> None:
+    rng = np.random.default_rng(0)
+    assert image_dimension(np.full((20, 2), 3.0)) == 0
+    t = rng.normal(size=(20, 1))
+    assert image_dimension(np.hstack([t, 2 * t + 1])) == 1
+    assert image_dimension(rng.normal(size=(20, 2))) == 2
+
+
+def relu_net_onto_axis() -> nn.Sequential:
+    """Two 2-unit ReLU layers; the second's first unit is off for every input (weights 0,
+    bias -1), so layer 2 maps the whole plane onto its second axis: a segment."""
+    net = mlp(2, 2, 2, 1, "relu")
+    with torch.no_grad():
+        net[0].weight.copy_(torch.eye(2))
+        net[0].bias.zero_()
+        net[2].weight.copy_(torch.tensor([[0.0, 0.0], [1.0, 1.0]]))
+        net[2].bias.copy_(torch.tensor([-1.0, 0.0]))
+    return net
+
+
+def test_a_grid_collapsed_onto_a_segment_is_not_scored_as_straight() -> None:
+    net = relu_net_onto_axis()
+    lines = grid_lines(lim=2.0, n_lines=5)
+    assert grid_state(net, 0, lines) == "100 % of lines straight"
+    assert grid_state(net, 2, lines) == "collapsed onto a segment"
+    # a line that layer 1 sends to the origin is crushed to a point, not kept straight
+    assert straight_fraction(net, 1, [np.stack([np.linspace(-2, -1, 5), np.full(5, -1.0)], 1)]) == 0
+    with torch.no_grad():
+        net[2].bias.copy_(torch.tensor([-1.0, -100.0]))  # both units off: one point
+    assert grid_state(net, 2, lines) == "collapsed to a point"
 
 
 def exact_best_line(X: np.ndarray, y: np.ndarray) -> float:
