@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -88,7 +89,9 @@ def paper_data(explorer: Explorer) -> dict[str, Any]:
     keys = paper_keys(explorer.controls)
     parts = []
     for i, key in enumerate(keys):
-        finding = explorer.frame_finding(key)
+        finding = explorer.frame_finding(key).strip()
+        if not finding.endswith((".", "!", "?")):
+            finding += "."
         parts.append(f"{_letter(i)} {controls_text(explorer.controls, key)}: {finding}")
     title = explorer.title or "Explorer"
     caption = (
@@ -107,7 +110,10 @@ def paper_data(explorer: Explorer) -> dict[str, Any]:
 class PaperRenderer:
     """MyST-NB mime renderer (entry point ``myst_nb.mime_renderers``) for :data:`PAPER_MIME`:
     a figure with the frame grid and its caption. Only the LaTeX builder prefers it; the
-    web builders keep showing the live widget."""
+    web builders keep showing the live widget.
+
+    The caption is the figure's legend, not a numbered caption: the web pages number only
+    their figures, and the PDF's "Figure 4.3" must be the web's."""
 
     mime_priority_overrides: ClassVar[list[tuple[str, str, int | None]]] = [
         ("latex", PAPER_MIME, 1),
@@ -127,5 +133,45 @@ class PaperRenderer:
         uri = renderer.write_file([name], png, overwrite=False, exists_ok=True)
         figure = nodes.figure("", classes=["actlab-paper"])
         figure += nodes.image(uri=uri, alt=content["alt"], width="100%")
-        figure += nodes.caption(text=content["caption"])
+        figure += nodes.legend("", nodes.paragraph(text=content["caption"]))
         return [figure]
+
+
+_NUMBER = re.compile(r"^[−+-]?[\d.,]+(e[−+-]?\d+)?\s*%?$")
+
+
+def styler_text(styler: Any) -> str:
+    """A pandas ``Styler`` as an aligned plain-text table, with its formats applied.
+
+    A styled table's display has only HTML and IPython's ``<pandas...Styler at 0x...>``
+    as its plain text; the PDF (and any plain-text reader) shows the plain text, so it
+    gets the table itself: numbers right-aligned, text left-aligned.
+    """
+    rows = [line.split("\t") for line in styler.to_string(delimiter="\t").splitlines()]
+    n = max(len(r) for r in rows)
+    rows = [r + [""] * (n - len(r)) for r in rows]
+    widths = [max(len(r[j]) for r in rows) for j in range(n)]
+    lines = []
+    for r in rows:
+        cells = [
+            cell.rjust(w) if _NUMBER.match(cell) else cell.ljust(w)
+            for cell, w in zip(r, widths, strict=True)
+        ]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def install_text_tables() -> None:
+    """In an IPython session, give pandas ``Styler`` displays :func:`styler_text` as their
+    plain text (what the PDF prints)."""
+    try:
+        from IPython import get_ipython
+        from pandas.io.formats.style import Styler
+    except ImportError:  # pragma: no cover - both are course dependencies
+        return
+    shell = get_ipython()
+    if shell is None:
+        return
+    shell.display_formatter.formatters["text/plain"].for_type(
+        Styler, lambda styler, printer, cycle: printer.text(styler_text(styler))
+    )

@@ -56,9 +56,9 @@ def test_paper_data_holds_a_grid_and_a_caption_with_each_frames_values_and_findi
     assert width > height > 0, (width, height)
     caption = data["caption"]
     assert caption.startswith("A toy: 3 of its 8 frames."), caption
-    assert "(a) slope 0.5, shape line: a line of slope 0.5" in caption, caption
-    assert "(b) slope 3, shape line: a line of slope 3.0" in caption, caption
-    assert "(c) slope 0.5, shape square: a square of slope 0.5" in caption, caption
+    assert "(a) slope 0.5, shape line: a line of slope 0.5. (b)" in caption, caption
+    assert "(b) slope 3, shape line: a line of slope 3.0. (c)" in caption, caption
+    assert "(c) slope 0.5, shape square: a square of slope 0.5. " in caption, caption
     assert caption.endswith(LIVE_NOTE)
     json.dumps(data)  # a notebook output must be JSON
 
@@ -106,7 +106,10 @@ def test_the_renderer_writes_the_grid_and_returns_a_captioned_figure(tmp_path):
     assert isinstance(figure, nodes.figure)
     image = figure.next_node(nodes.image)
     assert (tmp_path / image["uri"].rsplit("/", 1)[-1]).read_bytes()[:4] == b"\x89PNG"
-    assert figure.next_node(nodes.caption).astext() == data["caption"]
+    assert figure.next_node(nodes.caption) is None, (
+        "unnumbered: the PDF numbers only the web's figures"
+    )
+    assert figure.next_node(nodes.legend).astext() == data["caption"]
     # a JSON string is read as well as an object; other mime types are left alone
     assert PaperRenderer.handle_mime(
         _Renderer(tmp_path), _Data(PAPER_MIME, json.dumps(data)), False
@@ -123,3 +126,38 @@ def test_the_grid_follows_the_figure_rule(n):
     pngs = [ex.frame(k) for k in ex.keys()[:n]]
     width, _ = png_size(frame_grid(pngs))
     assert width <= CONTENT_WIDTH_IN * CSS_DPI * DENSITY
+
+
+def test_a_styled_table_prints_as_an_aligned_text_table_with_its_formats():
+    import pandas as pd
+
+    from actlab.presentation.paper import styler_text
+
+    df = pd.DataFrame(
+        {"max slope": [0.25, 1.0], "label": ["Leaky ReLU", "tanh"]},
+        index=pd.Index(["sigmoid", "tanh"], name="activation"),
+    )
+    text = styler_text(df.style.format("{:.3g}", subset=["max slope"]))
+    lines = text.splitlines()
+    assert lines[0].split() == ["max", "slope", "label"], lines
+    assert lines[2].split() == ["sigmoid", "0.25", "Leaky", "ReLU"], lines
+    assert lines[3].split() == ["tanh", "1", "tanh"], lines
+    # numbers right-aligned under their header, text left-aligned
+    assert lines[2].index("0.25") + 4 == lines[3].index("1") + 1
+    assert lines[2].index("Leaky") == lines[3].rindex("tanh")
+
+
+def test_in_a_kernel_a_styler_displays_its_table_as_plain_text():
+    import pandas as pd
+    from IPython.core.interactiveshell import InteractiveShell
+
+    from actlab.presentation.paper import install_text_tables
+
+    shell = InteractiveShell.instance()
+    try:
+        install_text_tables()
+        styler = pd.DataFrame({"a": [1.5]}).style.format("{:.2f}")
+        data, _ = shell.display_formatter.format(styler)
+        assert "1.50" in data["text/plain"] and "Styler at" not in data["text/plain"], data
+    finally:
+        InteractiveShell.clear_instance()
