@@ -1,0 +1,115 @@
+"""The introduction: its worked example (the learning signal per layer at initialisation),
+the notation table, and where the course's files are published (from ``_config.yml``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from actlab.chapters.ch00_intro import (
+    first_layer_table,
+    line_key,
+    pre_activation_grads,
+    relative_signal,
+    signal_figure,
+    signal_per_layer,
+)
+from actlab.engine.activations import get
+from actlab.engine.data import noisy_sine
+from actlab.engine.models import mlp
+from actlab.presentation.figures import check_figure
+
+# ---------------------------------------------------------------------------
+# The signal: dL/dz per hidden layer, as the notation table writes backprop
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "tanh", "relu"])
+def test_the_signal_is_the_notation_tables_backward_pass(activation: str) -> None:
+    """dL/dz_k by autograd equals the table's recursion: the output layer's W^T times the
+    loss's gradient, then each layer's W^T (delta * dphi(z)) one layer down."""
+    torch.manual_seed(3)
+    net = mlp(2, 5, 3, 1, activation=activation).double()
+    X, y = torch.randn(7, 2, dtype=torch.float64), torch.randn(7, 1, dtype=torch.float64)
+    got = pre_activation_grads(net, X, y)
+
+    linears = [m for m in net if isinstance(m, torch.nn.Linear)]
+    with torch.no_grad():
+        zs, h = [], X
+        for layer in linears[:-1]:
+            zs.append(layer(h))
+            h = get(activation).torch_fn(zs[-1])
+        y_hat = linears[-1](h)
+        delta = 2 * (y_hat - y) / y_hat.numel()  # dL/dy_hat of the mean squared error
+        want = [None] * len(zs)
+        for k in reversed(range(len(zs))):
+            delta = delta @ linears[k + 1].weight  # W^T(...), examples as rows
+            want[k] = delta * get(activation).torch_dfn(zs[k])
+            delta = want[k]
+    assert len(got) == len(want) == 3
+    for k, (g, w) in enumerate(zip(got, want, strict=True)):
+        torch.testing.assert_close(g, w, msg=f"layer {k + 1}")
+    assert all(p.grad is None for p in net.parameters()), "the network keeps no gradients"
+
+
+def test_signal_per_layer_is_the_root_mean_square() -> None:
+    torch.manual_seed(0)
+    net = mlp(1, 4, 2, 1, activation="tanh")
+    X, y = torch.randn(9, 1), torch.randn(9, 1)
+    rms = signal_per_layer(net, X, y)
+    grads = pre_activation_grads(net, X, y)
+    assert rms.shape == (2,)
+    np.testing.assert_allclose(rms, [float(g.pow(2).mean().sqrt()) for g in grads], rtol=1e-6)
+
+
+def test_relative_signal_is_per_seed_and_ends_at_one() -> None:
+    X, y = noisy_sine(40)
+    r = relative_signal(["sigmoid", "relu"], ["default", "he"], range(3), X, y, depth=4, width=8)
+    assert set(r) == {
+        ("sigmoid", "default"),
+        ("sigmoid", "he"),
+        ("relu", "default"),
+        ("relu", "he"),
+    }
+    for ratios in r.values():
+        assert ratios.shape == (3, 4)
+        np.testing.assert_allclose(ratios[:, -1], 1.0)
+        assert len({tuple(row) for row in ratios.round(12)}) == 3, "each seed its own network"
+    # the same seed builds the same network: the computation repeats exactly
+    again = relative_signal(["relu"], ["he"], range(3), X, y, depth=4, width=8)
+    np.testing.assert_array_equal(again["relu", "he"], r["relu", "he"])
+
+
+def test_the_sigmoid_signal_fades_with_depth_at_the_default_initialisation() -> None:
+    """The introduction's finding at a small scale: sigmoid's slope is at most 1/4, and
+    PyTorch's default weights (variance 1/(3 fan-in)) give a factor well below 1 per layer."""
+    X, y = noisy_sine(50)
+    r = relative_signal(["sigmoid"], ["default"], range(5), X, y, depth=6, width=32)
+    per_layer = r["sigmoid", "default"][:, 0] ** (1 / 5)
+    assert np.all(per_layer < 0.25), per_layer
+
+
+def test_the_figure_and_table_follow_the_rules() -> None:
+    X, y = noisy_sine(30)
+    acts, inits = ["sigmoid", "tanh", "relu"], ["default", "he"]
+    r = relative_signal(acts, inits, range(2), X, y, depth=3, width=8)
+    fig = signal_figure(r, acts, inits)
+    check_figure(fig)
+    assert [ax.get_yscale() for ax in fig.axes] == ["log", "log"]
+    low = min(v.min() for v in r.values())
+    for ax in fig.axes:
+        bottom, top = ax.get_ylim()
+        assert bottom < low and top > 1, "the axes frame every seed's value"
+    table = first_layer_table(r, acts, inits)
+    assert list(table["activation"]) == ["sigmoid", "tanh", "ReLU"] * 2
+    assert set(table["initialisation"]) == {"PyTorch default", "He"}
+    assert not table.to_string().count("-"), "numbers carry a true minus sign"
+
+
+def test_line_key_reads_the_registry_styles() -> None:
+    assert line_key(["sigmoid", "relu"]) == (
+        "sigmoid black, dotted, crosses; ReLU sky blue, solid, squares"
+    )
+    with pytest.raises(KeyError):
+        line_key(["gelu"])  # its dash pattern has no words here
