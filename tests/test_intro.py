@@ -6,6 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import ROOT
 
 from actlab.chapters.ch00_intro import (
     first_layer_table,
@@ -113,3 +114,19 @@ def test_line_key_reads_the_registry_styles() -> None:
     )
     with pytest.raises(KeyError):
         line_key(["gelu"])  # its dash pattern has no words here
+
+
+INTRO = ROOT / "book" / "intro.md"
+
+
+def test_the_notation_table_has_the_backward_pass_and_the_depth() -> None:
+    rows = [line for line in INTRO.read_text().splitlines() if line.startswith("| $")]
+    by_symbol = {row.split("|")[1].strip(): row for row in rows}
+    passes_back = by_symbol[r"$W^{\mathrm{T}}(\delta \odot \dact(\pre))$"]
+    assert "what a layer passes back" in passes_back and "input" in passes_back
+    assert "pre-activation" in by_symbol[r"$\partial L / \partial \pre = \delta \odot \dact(\pre)$"]
+    assert "`depth`" in by_symbol["$D$"] and "layers" in by_symbol["$D$"]
+    assert (
+        "what a layer passes back"
+        not in by_symbol[r"$\partial L / \partial \pre = \delta \odot \dact(\pre)$"]
+    )
