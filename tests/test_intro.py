@@ -3,15 +3,24 @@ the notation table, and where the course's files are published (from ``_config.y
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
+import yaml
 from conftest import ROOT
 
 from actlab.chapters.ch00_intro import (
+    Published,
+    binder_url,
+    find_config,
     first_layer_table,
+    how_to_get_the_files,
     line_key,
     pre_activation_grads,
+    published,
+    published_from,
     relative_signal,
     signal_figure,
     signal_per_layer,
@@ -20,6 +29,16 @@ from actlab.engine.activations import get
 from actlab.engine.data import noisy_sine
 from actlab.engine.models import mlp
 from actlab.presentation.figures import check_figure
+
+INTRO = ROOT / "book" / "intro.md"
+
+
+def _config(**context: str) -> dict:
+    """The book's _config.yml with ``html_context`` settings replaced by ``context``."""
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    config["sphinx"]["config"]["html_context"] = {"default_mode": "auto", **context}
+    return config
+
 
 # ---------------------------------------------------------------------------
 # The signal: dL/dz per hidden layer, as the notation table writes backprop
@@ -116,7 +135,78 @@ def test_line_key_reads_the_registry_styles() -> None:
         line_key(["gelu"])  # its dash pattern has no words here
 
 
-INTRO = ROOT / "book" / "intro.md"
+# ---------------------------------------------------------------------------
+# Where the files are: _config.yml through the launch buttons' own code
+# ---------------------------------------------------------------------------
+
+
+def test_no_repository_address_gives_no_address_and_says_how_to_get_the_files() -> None:
+    where = published(_config(actlab_repository_url=""), ROOT)
+    assert where == Published()
+    text = how_to_get_the_files(where)
+    assert "without a published repository address" in text
+    assert "_config.yml" in text and "folder" in text
+    assert not re.search(r"ORG|REPO|https?://|binder\.org", text), text
+
+
+def test_a_github_address_gives_the_clone_and_binder_links() -> None:
+    where = published(_config(actlab_repository_url="https://github.com/someone/course/"), ROOT)
+    assert where.repository == "https://github.com/someone/course"
+    assert where.branch == "main"
+    assert where.binder == (
+        "https://mybinder.org/v2/gh/someone/course/main?urlpath=lab/tree/book/intro.md"
+    )
+    assert where.jupyterhub == ""
+    text = how_to_get_the_files(where)
+    assert "git clone https://github.com/someone/course" in text
+    assert f"]({where.binder})" in text
+    assert "without a published" not in text and "JupyterHub" not in text
+
+
+def test_branch_binderhub_and_jupyterhub_settings_are_followed() -> None:
+    config = _config(
+        actlab_repository_url="https://gitlab.com/group/course",
+        actlab_repository_branch="spring",
+        actlab_binderhub_url="https://binder.example.org/",
+        actlab_jupyterhub_url="https://hub.example.org/",
+    )
+    where = published(config, ROOT)
+    assert where.branch == "spring"
+    assert where.binder == (
+        "https://binder.example.org/v2/gl/group%2Fcourse/spring?urlpath=lab/tree/book/intro.md"
+    )
+    assert where.jupyterhub == "https://hub.example.org"
+    assert "<https://hub.example.org>" in how_to_get_the_files(where)
+
+
+def test_binder_url_for_any_git_host() -> None:
+    url = binder_url(
+        "https://mybinder.org", "https://git.example.org/a/b.git", "main", "lab/tree", "x.md"
+    )
+    assert url == (
+        "https://mybinder.org/v2/git/https%3A//git.example.org/a/b.git/main?urlpath=lab/tree/x.md"
+    )
+
+
+def test_the_page_reads_the_books_own_config(tmp_path) -> None:
+    assert find_config(ROOT / "book") == ROOT / "_config.yml"
+    assert find_config(tmp_path) == ROOT / "_config.yml", "found above the library"
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    url = config["sphinx"]["config"]["html_context"].get("actlab_repository_url", "")
+    assert bool(published_from(ROOT / "_config.yml").repository) == bool(url.strip())
+
+
+# ---------------------------------------------------------------------------
+# The page
+# ---------------------------------------------------------------------------
+
+
+def test_the_page_glues_the_files_paragraph_and_types_no_address() -> None:
+    text = INTRO.read_text()
+    assert "{glue:md}`get_the_files`" in text
+    assert "published_from(find_config())" in text
+    prose = re.sub(r"^```\{code-cell\}.*?^```", "", text, flags=re.S | re.M)
+    assert not re.search(r"ORG/REPO|mybinder|github\.com|clone the repository", prose)
 
 
 def test_the_notation_table_has_the_backward_pass_and_the_depth() -> None:

@@ -1,4 +1,4 @@
-"""The introduction's worked example: the learning signal per layer at initialisation.
+"""The introduction's worked example and where the course's files are published.
 
 The worked example asks the course's question of ten-layer networks at initialisation:
 how much of the learning signal that the last hidden layer receives reaches the first?
@@ -6,11 +6,20 @@ The signal of layer ``k`` is the gradient of the loss with respect to its
 pre-activation, ``dL/dz_k = delta_k * dphi(z_k)`` (the introduction's notation table);
 every hidden layer has the same width, so its root mean square compares layers fairly.
 Chapter 3 explains what the example shows.
+
+The repository address and the Binder link come from ``_config.yml``, through the same
+code that makes the book's launch buttons (the ``book_notebooks`` Sphinx extension).
 """
 
 from __future__ import annotations
 
+import importlib.util
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType, SimpleNamespace
+from typing import Any
+from urllib.parse import quote, urlsplit
 
 import numpy as np
 import pandas as pd
@@ -163,10 +172,140 @@ def first_layer_table(
     return pd.DataFrame(rows)
 
 
+# ---------------------------------------------------------------------------
+# Where the files are: the repository and Binder addresses from _config.yml
+# ---------------------------------------------------------------------------
+
+
+def find_config(start: Path | str | None = None) -> Path:
+    """The book's ``_config.yml``: in ``start`` (default: the working directory) or the
+    nearest folder above it that has one, else above this library (a course checkout
+    with the library installed from it, wherever the notebook runs)."""
+    here = Path(start or Path.cwd()).resolve()
+    for base in (here, Path(__file__).resolve().parent):
+        for folder in (base, *base.parents):
+            if (folder / "_config.yml").is_file():
+                return folder / "_config.yml"
+    raise FileNotFoundError(f"no _config.yml in {here} or above it, nor above {__file__}")
+
+
+def _book_notebooks(config: Mapping[str, Any], root: Path) -> ModuleType:
+    """The book's ``book_notebooks`` Sphinx extension, from the folder ``_config.yml``
+    names for it (``sphinx.local_extensions``)."""
+    folder = config.get("sphinx", {}).get("local_extensions", {}).get("book_notebooks")
+    if folder is None:
+        raise KeyError("_config.yml names no book_notebooks extension (sphinx.local_extensions)")
+    path = root / folder / "book_notebooks.py"
+    spec = importlib.util.spec_from_file_location("book_notebooks", path)
+    if spec is None or spec.loader is None:
+        raise FileNotFoundError(path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@dataclass(frozen=True)
+class Published:
+    """Where the course is published, as the book's launch buttons use it.
+
+    ``repository`` is empty when ``_config.yml`` names no repository; the book then has
+    no launch buttons and ``binder`` and ``jupyterhub`` are empty too.
+    """
+
+    repository: str = ""
+    branch: str = ""
+    binder: str = ""
+    jupyterhub: str = ""
+
+
+def binder_url(binderhub: str, repository: str, branch: str, ui: str, path: str) -> str:
+    """The address that opens ``path`` of ``repository`` at ``branch`` on a BinderHub, as
+    the book theme's launch button for that page writes it (GitHub, GitLab, any git)."""
+    parts = urlsplit(repository)
+    host = f"{parts.scheme}://{parts.netloc}"
+    owner_repo = parts.path.strip("/").split("/")
+    if host == "https://github.com" and len(owner_repo) == 2:
+        spec = f"gh/{owner_repo[0]}/{owner_repo[1]}"
+    elif host == "https://gitlab.com" and len(owner_repo) == 2:
+        spec = f"gl/{owner_repo[0]}%2F{owner_repo[1]}"
+    else:
+        spec = f"git/{quote(repository)}"
+    return f"{binderhub.strip('/')}/v2/{spec}/{branch}?urlpath={ui}/{path}"
+
+
+def published(config: Mapping[str, Any], root: Path, page: str = "book/intro.md") -> Published:
+    """The repository, branch, Binder and JupyterHub addresses ``config`` (the parsed
+    ``_config.yml`` in folder ``root``) gives the launch buttons; Binder's opens ``page``.
+
+    The settings are read by the extension that makes the launch buttons
+    (``configure_launch_buttons``), so that the page and the buttons cannot disagree.
+    """
+    sphinx_config = config.get("sphinx", {}).get("config", {})
+    fake = SimpleNamespace(
+        html_context=dict(sphinx_config.get("html_context") or {}),
+        html_theme_options=dict(sphinx_config.get("html_theme_options") or {}),
+    )
+    _book_notebooks(config, root).configure_launch_buttons(None, fake)
+    options = fake.html_theme_options
+    url = options.get("repository_url", "")
+    if not url:
+        return Published()
+    branch = options["repository_branch"]
+    launch = options.get("launch_buttons", {})
+    ui = {"jupyterlab": "lab/tree", "classic": "tree"}[launch.get("notebook_interface", "classic")]
+    binderhub = launch.get("binderhub_url", "")
+    return Published(
+        repository=url,
+        branch=branch,
+        binder=binder_url(binderhub, url, branch, ui, page) if binderhub else "",
+        jupyterhub=launch.get("jupyterhub_url", "").strip().rstrip("/"),
+    )
+
+
+def published_from(config_path: Path | str) -> Published:
+    """:func:`published` for the ``_config.yml`` at ``config_path`` (read with PyYAML, which
+    the book's tools install)."""
+    import yaml
+
+    path = Path(config_path)
+    return published(yaml.safe_load(path.read_text()), path.parent)
+
+
+def how_to_get_the_files(where: Published) -> str:
+    """A paragraph (Markdown) that tells a reader where to get the course's files."""
+    if not where.repository:
+        return (
+            "This copy of the book was built without a published repository address "
+            "(its configuration names none), so it offers no address to clone and no "
+            "Binder link. The course's files are the folder the book was built from, the "
+            "one that holds `_config.yml`, `Makefile`, `book/` and `exercises/`: ask "
+            "whoever gave you the book for a copy of that folder and work in it."
+        )
+    text = (
+        f"The course's files are published at <{where.repository}>: clone it with "
+        f"`git clone {where.repository}` (branch `{where.branch}`) and work in that folder."
+    )
+    if where.binder:
+        text += (
+            f" To run the chapters without installing anything, [open the course on "
+            f"Binder]({where.binder}); every chapter's launch menu (the rocket at the "
+            "top of the page) does the same for that chapter."
+        )
+    if where.jupyterhub:
+        text += f" The launch menu also opens chapters on the JupyterHub at <{where.jupyterhub}>."
+    return text
+
+
 __all__ = [
+    "Published",
+    "binder_url",
+    "find_config",
     "first_layer_table",
+    "how_to_get_the_files",
     "line_key",
     "pre_activation_grads",
+    "published",
+    "published_from",
     "relative_signal",
     "signal_figure",
     "signal_per_layer",
