@@ -5,17 +5,20 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 import torch
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 from torch import nn
 
 from actlab.engine.activations import LABELS, get
+from actlab.engine.device import cpu_threads, get_device
 from actlab.engine.models import activation_module, linear_layers
 from actlab.engine.stats import geometric_summary
-from actlab.ensemble import gradient_norms_at_init, members_grid
+from actlab.ensemble import EnsembleResult, gradient_norms_at_init, members_grid
 from actlab.presentation.explorer import Control, Explorer
 from actlab.presentation.figures import activation_style, panels
 from actlab.presentation.prose import count, num, span
@@ -312,33 +315,33 @@ def gradient_norm_explorer(
     activations: Sequence[str],
     inits: Sequence[str],
 ) -> Explorer:
-    """Chapter 3's explorer: depth x activation x initialisation -> gradient per weight and layer.
+    """Chapter 3's explorer: depth x initialisation -> gradient per weight and layer, one line
+    per activation.
 
     Args:
         grad_table: ``(depth, activation, init)`` -> the per-weight RMS gradients at
             initialisation, ``(seeds, depth + 1)``, input side first (see
             :func:`gradient_table`).
-        depths, activations, inits: the values of the three controls, in display order.
+        depths, inits: the values of the two controls, in display order.
+        activations: the lines of every frame, in the registry's styles.
 
     Every frame has one log axis, framed by the smallest and largest value of all the
     frames, so that frames compare.
     """
     # the buttons show the schemes' names ("Xavier"); the table is keyed by members_grid's
     by_label = {INIT_LABELS.get(init, init): init for init in inits}
-    shown = [grad_table[d, a, i] for d in depths for a in activations for i in inits]
-    ylim = log_limits(shown)
+    ylim = log_limits([grad_table[d, a, i] for d in depths for a in activations for i in inits])
     return Explorer(
-        lambda depth, activation, init: gradient_norm_figure(
-            grad_table, depth, activation, by_label[init], ylim=ylim
+        lambda depth, init: gradient_norm_figure(
+            grad_table, depth, by_label[init], activations, ylim=ylim
         ),
         [
             Control("depth", list(depths), label="hidden layers"),
-            Control("activation", list(activations), kind="buttons"),
             Control("init", list(by_label), label="initialisation", kind="buttons"),
         ],
-        title="Depth × activation × initialisation → gradient per weight and layer",
-        describe=lambda depth, activation, init: _describe_gradient_norms(
-            grad_table, depth, activation, by_label[init]
+        title="Depth × initialisation → gradient per weight and layer, one line per activation",
+        describe=lambda depth, init: _describe_gradient_norms(
+            grad_table, depth, by_label[init], activations
         ),
     )
 
@@ -346,40 +349,46 @@ def gradient_norm_explorer(
 def gradient_norm_figure(
     grad_table: GradTable,
     depth: int,
-    activation: str,
     init: str,
+    activations: Sequence[str],
     ylim: tuple[float, float] | None = None,
 ) -> Figure:
-    """One frame of :func:`gradient_norm_explorer`: the per-weight gradient of each layer on a
-    log axis, geometric mean over seeds with their range shaded, within ``ylim`` (default: this
-    frame's own values)."""
-    g = np.asarray(grad_table[depth, activation, init])
-    centre, low, high = geometric_summary(g, axis=0)
+    """One frame of :func:`gradient_norm_explorer`: each activation's per-weight gradient per
+    layer on a log axis, geometric mean over seeds with their range shaded, within ``ylim``
+    (default: this frame's own values)."""
     layers = np.arange(1, depth + 2)
-    fig, (ax,) = panels(1, height=2.8)
-    style = activation_style(activation)
-    ax.fill_between(layers, low, high, color=style["color"], alpha=0.2, lw=0)
-    ax.plot(layers, centre, marker=style["marker"], color=style["color"], ms=3)
-    ratio = num(geometric_summary(first_last_ratio(g)).mean, ".1e")
-    title = (
-        f"{LABELS[activation]}, {INIT_LABELS.get(init, init)}: layer 1 / layer {depth} = {ratio}"
-    )
+    fig, (ax,) = panels(1, height=3.2)
+    for act in activations:
+        g = np.asarray(grad_table[depth, act, init])
+        centre, low, high = geometric_summary(g, axis=0)
+        style = activation_style(act)
+        ax.fill_between(layers, low, high, color=style["color"], alpha=0.15, lw=0)
+        ax.plot(layers, centre, ms=4, label=LABELS[act], **style)
+    shown = [grad_table[depth, act, init] for act in activations]
     ax.set(
-        yscale="log", ylim=ylim or log_limits([g]), xlim=(0.5, depth + 1.5),
-        xlabel="layer (input side = 1)", ylabel="RMS gradient per weight", title=title,
+        yscale="log", ylim=ylim or log_limits(shown), xlim=(0.5, depth + 1.5),
+        xlabel=f"layer (1 = input side, {depth + 1} = output)", ylabel="RMS gradient per weight",
+        title=f"{count(depth, 'hidden layer')}, {INIT_LABELS.get(init, init)} initialisation",
     )  # fmt: skip
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    fig.legend(loc="outside lower center", ncols=len(activations))
     return fig
 
 
-def _describe_gradient_norms(grad_table: GradTable, depth: int, activation: str, init: str) -> str:
-    """The finding of one frame: layer 1's gradient per weight, and its fraction of the last
-    hidden layer's, in the words and numbers the chapter's text uses."""
-    g = grad_table[depth, activation, init]
+def _describe_gradient_norms(
+    grad_table: GradTable, depth: int, init: str, activations: Sequence[str]
+) -> str:
+    """The finding of one frame: each activation's layer-1 gradient per weight, and its fraction
+    of the last hidden layer's, in the words and numbers the chapter's text uses."""
+    n = len(grad_table[depth, activations[0], init])
+    parts = []
+    for act in activations:
+        texts = layer1_texts(grad_table, depth, act, init)
+        parts.append(f"{LABELS[act]} {texts['gradient']}, {texts['ratio']} of layer {depth}'s")
     return (
-        f"{count(depth, 'hidden layer')} of {LABELS[activation]} with {INIT_LABELS.get(init, init)} "
-        f"initialisation: layer 1's gradient per weight is {gm_text(g[:, 0])}, "
-        f"{gm_text(first_last_ratio(g))} times layer {depth}'s (geometric mean over "
-        f"{count(len(g), 'seed')}, range in brackets)"
+        f"{count(depth, 'hidden layer')}, {INIT_LABELS.get(init, init)} initialisation. "
+        f"Layer 1's gradient per weight (geometric mean over {count(n, 'seed')}, range in "
+        f"brackets): {'; '.join(parts)}"
     )
 
 
@@ -414,8 +423,8 @@ def first_last_ratio(rms: np.ndarray) -> np.ndarray:
     return rms[..., 0] / rms[..., -2]
 
 
-def gm_text(values: np.ndarray, spec: str = ".1e") -> str:
-    """The geometric mean of ``values`` with the range in brackets: ``"4.5e−10 (2.0e−10 to 9.1e−10)"``.
+def gm_text(values: np.ndarray, spec: str = ".2g") -> str:
+    """The geometric mean of ``values`` with the range in brackets: ``"4.5e−10 (2e−10 to 9.1e−10)"``.
 
     The one way the chapter, its captions and its explorer write a quantity that spans
     orders of magnitude (:func:`actlab.engine.stats.geometric_summary`).
@@ -455,14 +464,19 @@ def gradient_table(
         ``(depth, activation, init)`` -> array ``(len(seeds), depth + 1)``, input side first.
     """
     seeds, X, y = list(seeds), np.asarray(X), np.asarray(y)
+    device = torch.device(device) if device is not None else get_device()
     table: dict[tuple[int, str, str], np.ndarray] = {}
-    for depth in depths:
-        for init in inits:
-            members = members_grid(seeds, activations, inits=[init])
-            norms = gradient_norms_at_init(members, X, y, depth=depth, width=width, device=device)
-            rms = per_weight_rms(norms, width, X.shape[1], y.shape[1])
-            for i, act in enumerate(activations):
-                table[depth, act, init] = rms[i * len(seeds) : (i + 1) * len(seeds)]
+    # one thread per idle core, as in training: on busy cores more threads wait for each other
+    with cpu_threads("auto", device):
+        for depth in depths:
+            for init in inits:
+                members = members_grid(seeds, activations, inits=[init])
+                norms = gradient_norms_at_init(
+                    members, X, y, depth=depth, width=width, device=device
+                )
+                rms = per_weight_rms(norms, width, X.shape[1], y.shape[1])
+                for i, act in enumerate(activations):
+                    table[depth, act, init] = rms[i * len(seeds) : (i + 1) * len(seeds)]
     return table
 
 
@@ -471,17 +485,27 @@ def gradient_table(
 # ---------------------------------------------------------------------------
 
 
+class FirstUpdate(NamedTuple):
+    """Layer 1 at the first update, one entry per member (see :func:`first_update`)."""
+
+    gradient: np.ndarray  #: per-weight RMS gradient at initialisation
+    move: np.ndarray  #: mean ``|Δw| / lr`` of the first update
+    changed: np.ndarray  #: fraction of the weights whose value changed at all
+
+
 def first_layer_weights(model: nn.Module, X: torch.Tensor) -> np.ndarray:
     """A probe for :func:`actlab.ensemble.train_ensemble`: every member's layer-1 weights,
     shape ``(E, in_dim, width)``."""
     return model.weights[0].detach().cpu().numpy().copy()
 
 
-def step_over_lr(before: np.ndarray, after: np.ndarray, lr: float) -> np.ndarray:
-    """How far one update moved each member's weights, in units of the learning rate: the mean
-    of ``|w_after - w_before| / lr`` over the weights of each member (leading axis)."""
-    moved = np.abs(np.asarray(after, dtype=float) - np.asarray(before, dtype=float)) / lr
-    return moved.reshape(len(moved), -1).mean(axis=1)
+def step_over_lr(before: np.ndarray, after: np.ndarray, lr: float | np.ndarray) -> np.ndarray:
+    """How far one update moved each member's weights, in units of its learning rate: the mean
+    of ``|w_after - w_before| / lr`` over the weights of each member (leading axis; ``lr`` one
+    number, or one per member)."""
+    moved = np.abs(np.asarray(after, dtype=float) - np.asarray(before, dtype=float))
+    moved = moved.reshape(len(moved), -1)
+    return moved.mean(axis=1) / np.asarray(lr, dtype=float)
 
 
 def adam_first_step(g: float | np.ndarray, eps: float = 1e-8) -> np.ndarray:
@@ -519,3 +543,31 @@ def chain_graph_figure(cp: ChainPass) -> Figure:
     grads.append(1.0)
     params = [Param(1 + 2 * k, f"$w_{k + 1}$", cp.w[k], cp.dL_dw[k]) for k in range(n)]
     return chain_graph(names, values, grads, params)
+
+
+def first_update(result: EnsembleResult, **attrs: object) -> FirstUpdate:
+    """Layer 1 at the first update of the members ``result.where(**attrs)``, from a result
+    trained with the probe :func:`first_layer_weights` at epochs 0 and 1 and gradient norms
+    recorded at epoch 0 (networks with one input, as in chapter 3)."""
+    if 0 not in result.probes or 1 not in result.probes or result.grad_epochs[0] != 0:
+        raise ValueError(
+            "train with probe=first_layer_weights, probe_epochs=[0, 1] and epoch 0's norms"
+        )
+    idx = result.where(**attrs)
+    before, after = result.probes[0][idx], result.probes[1][idx]
+    width = before.shape[-1]
+    lr = np.array([result.members[i].lr for i in idx])
+    changed = (before != after).reshape(len(idx), -1).mean(axis=1)
+    return FirstUpdate(
+        gradient=per_weight_rms(result.grad_norms[0][idx], width, before.shape[1])[:, 0],
+        move=step_over_lr(before, after, lr),
+        changed=changed,
+    )
+
+
+def layer1_texts(grad_table: GradTable, depth: int, activation: str, init: str) -> dict[str, str]:
+    """What the chapter and its explorer say about layer 1 of one table entry, in one wording:
+    ``"gradient"``, its per-weight gradient, and ``"ratio"``, its fraction of the last hidden
+    layer's (each a geometric mean over seeds with the range, :func:`gm_text`)."""
+    g = grad_table[depth, activation, init]
+    return {"gradient": gm_text(g[:, 0]), "ratio": gm_text(first_last_ratio(g))}
