@@ -11,7 +11,7 @@ import torch
 import yaml
 from conftest import ROOT
 
-from actlab.chapters.ch00_intro import (
+from actlab.chapters.intro import (
     Published,
     binder_url,
     find_config,
