@@ -31,35 +31,122 @@ from actlab.presentation.units import format_duration
 
 # The explorer leaves out gelu_tanh: on a plot it is indistinguishable from exact GELU.
 EXPLORER_NAMES = ("sigmoid", "tanh", "relu", "leaky_relu", "elu", "gelu", "softplus", "silu")
-EXPLORER_Z = (-6.0, -3.0, -1.0, 0.0, 1.0, 3.0, 6.0)
+# Half steps where the slopes change most: GELU's slope is lowest at z = -1.41 and highest at
+# 1.41, SiLU's lowest at -2.40 and highest at 2.40.
+EXPLORER_Z = (-6.0, -3.0, -2.5, -2.0, -1.5, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5, 2.5, 6.0)
+#: The explorer's frames show z in [-EXPLORER_LIM, EXPLORER_LIM].
+EXPLORER_LIM = 7.0
 
 
-def overlay_figure(names: Sequence[str] | None = None, lim: float = 5.0) -> Figure:
-    """Curves phi(z) (left) and derivatives phi'(z) (right) of the given activations."""
-    names = list(names) if names is not None else list(ACTIVATIONS)
+def view_grid(lim: float = EXPLORER_LIM) -> np.ndarray:
+    """The z values the tangent figure draws and measures: steps of 0.01 over [-lim, lim]."""
+    return np.linspace(-lim, lim, int(round(200 * lim)) + 1)
+
+
+def slope_extremes(
+    names: Sequence[str] = EXPLORER_NAMES, lim: float = EXPLORER_LIM
+) -> pd.DataFrame:
+    """Smallest and largest slope of each activation over the z in view, and where they are.
+
+    The tangent explorer frames its slope axis with these (:func:`slope_axis`) and the
+    chapter quotes them, so the text and the axis come from one computation.
+    """
+    z = view_grid(lim)
+    rows = {}
+    for name in names:
+        d = get(name).np_dfn(z)
+        rows[name] = {
+            "smallest slope": float(d.min()),
+            "at z": float(z[d.argmin()]),
+            "largest slope": float(d.max()),
+            "at z (largest)": float(z[d.argmax()]),
+        }
+    return pd.DataFrame.from_dict(rows, orient="index")
+
+
+def slope_axis(
+    names: Sequence[str] = EXPLORER_NAMES, lim: float = EXPLORER_LIM
+) -> tuple[float, float]:
+    """The slope axis of every tangent frame: the smallest and largest slope of all ``names``
+    over the z in view (:func:`slope_extremes`), with a margin of a tenth of the range."""
+    ext = slope_extremes(names, lim)
+    lo, hi = min(float(ext["smallest slope"].min()), 0.0), float(ext["largest slope"].max())
+    pad = 0.1 * (hi - lo)
+    return lo - pad, hi + pad
+
+
+#: The overlay's rows: the three families of the zoo, each drawn in its own pair of panels.
+FAMILIES = (
+    ("S-shaped", ("sigmoid", "tanh")),
+    ("piecewise linear", ("relu", "leaky_relu")),
+    ("smooth rectifiers", ("elu", "softplus", "gelu", "silu")),
+)
+#: Value and slope axes of each family's panels (the curves on [-5, 5] fit inside).
+_FAMILY_YLIM = {
+    "S-shaped": ((-1.15, 1.15), (-0.08, 1.12)),
+    "piecewise linear": ((-0.6, 5.3), (-0.08, 1.12)),
+    "smooth rectifiers": ((-1.15, 5.3), (-0.25, 1.25)),
+}
+
+
+def overlay_figure(lim: float = 5.0) -> Figure:
+    """The zoo in four rows: each family's curves phi(z) (left) and derivatives phi'(z)
+    (right), then the tanh approximation of GELU minus exact GELU, value and slope, which
+    coincide too closely to tell apart as curves."""
     z = np.linspace(-lim, lim, 801)
-    fig, (ax_f, ax_d) = panels(2, height=2.8, sharex=True)
-    for i, name in enumerate(names):
-        act = get(name)
-        # markers staggered along z, so that curves that coincide still show each marker
-        style = dict(lw=1.6, markevery=(11 * i % 100, 100), ms=4, **activation_style(name))
-        ax_f.plot(z, act.np_fn(z), label=LABELS[name], **style)
-        ax_d.plot(z, act.np_dfn(z), **style)
-    # φ is the text's \act: a screen reader reads the title's letter, not "varphi"
-    ax_f.set(title="activation φ(z)", xlabel="$z$", ylim=(-1.5, 4))
-    ax_d.set(title="derivative φ′(z)", xlabel="$z$", ylim=(-0.2, 1.25))
-    for ax in (ax_f, ax_d):
+    fig, axes = panels(2 * len(FAMILIES) + 2, height=2.0, sharex=True)
+    for row, (family, names) in enumerate(FAMILIES):
+        ax_f, ax_d = axes[2 * row], axes[2 * row + 1]
+        for i, name in enumerate(names):
+            act = get(name)
+            # ReLU is drawn wide under Leaky ReLU, so that where they coincide a band of its
+            # colour shows on each side; markers are staggered along z so that each curve
+            # shows its own
+            style = dict(markevery=(25 * i, 100), ms=4.5, **activation_style(name))
+            style["lw"] = 3.4 if name == "relu" else 1.6
+            ax_f.plot(z, act.np_fn(z), label=LABELS[name], **style)
+            ax_d.plot(z, act.np_dfn(z), **style)
+        f_lim, d_lim = _FAMILY_YLIM[family]
+        # φ is the text's \act: a screen reader reads the title's letter, not "varphi"
+        ax_f.set(title=f"{family}: φ(z)", ylim=f_lim)
+        ax_d.set(title=f"{family}: φ′(z)", ylim=d_lim)
+        ax_f.legend(loc="upper left", frameon=False, handlelength=2.6)
+        if "leaky_relu" in names:  # 0.01 against 0 is too close to see: say it
+            leak = num(float(get("leaky_relu").np_dfn(-1.0)), "g")
+            ax_d.annotate(
+                f"left of 0: Leaky ReLU {leak},\nReLU 0",
+                (-2.5, 0.0),
+                xytext=(-4.7, 0.35),
+                arrowprops=dict(arrowstyle="->", lw=0.7),
+            )
+    ax_f, ax_d = axes[-2:]
+    approx, exact = get("gelu_tanh"), get("gelu")
+    style = dict(lw=1.6, markevery=100, ms=4.5, **activation_style("gelu_tanh"))
+    ax_f.plot(z, approx.np_fn(z) - exact.np_fn(z), **style)
+    ax_d.plot(z, approx.np_dfn(z) - exact.np_dfn(z), **style)
+    ax_f.set(title="GELU (tanh) − GELU: φ(z)", xlabel="$z$")
+    ax_d.set(title="GELU (tanh) − GELU: φ′(z)", xlabel="$z$")
+    for ax in axes:
         ax.axhline(0, color="0.6", lw=0.6)
         ax.axvline(0, color="0.6", lw=0.6)
         ax.grid(alpha=0.3)
-    fig.legend(loc="outside lower center", ncols=5, frameon=False)
+        ax.set_xlim(-lim, lim)
     return fig
 
 
-def tangent_figure(activation: str, z: float, lim: float = 7.0) -> Figure:
-    """phi with its tangent line at ``z`` (left) and phi' with the slope marked (right)."""
+def tangent_figure(
+    activation: str,
+    z: float,
+    lim: float = EXPLORER_LIM,
+    slope_ylim: tuple[float, float] | None = None,
+) -> Figure:
+    """phi with its tangent line at ``z`` (left) and phi' with the slope marked (right).
+
+    ``slope_ylim`` is the slope axis; by default :func:`slope_axis` of the explorer's
+    activations, so that every frame shares one axis that holds every slope in view.
+    """
     act = get(activation)
-    grid = np.linspace(-lim, lim, 561)
+    grid = view_grid(lim)
     value, slope = float(act.np_fn(z)), float(act.np_dfn(z))
     fig, (ax_f, ax_d) = panels(2, height=2.9)
     ax_f.plot(grid, act.np_fn(grid), color="C0", lw=1.8)
@@ -74,11 +161,8 @@ def tangent_figure(activation: str, z: float, lim: float = 7.0) -> Figure:
     )
     ax_d.plot(grid, act.np_dfn(grid), color="C2", lw=1.8)
     ax_d.plot([z], [slope], "o", color="C3")
-    # the whole slope curve in view, GELU's and SiLU's dips below 0 included
-    dmin, dmax = min(float(act.np_dfn(grid).min()), 0.0), float(act.np_dfn(grid).max())
-    span = dmax - dmin
     ax_d.set(
-        ylim=(dmin - 0.05 * span - 0.02, dmax + 0.15 * span),
+        ylim=slope_ylim if slope_ylim is not None else slope_axis(lim=lim),
         xlabel="$z$",
         title=f"φ'({num(z, 'g')}) = {num(slope, '.4g')}",
     )
@@ -100,9 +184,14 @@ def tangent_figure(activation: str, z: float, lim: float = 7.0) -> Figure:
 def tangent_explorer(
     names: Sequence[str] = EXPLORER_NAMES, zs: Sequence[float] = EXPLORER_Z
 ) -> Explorer:
-    """Explorer: activation x z -> value, slope and tangent line (chapter 2)."""
+    """Explorer: activation x z -> value, slope and tangent line (chapter 2).
+
+    Every frame's slope axis is :func:`slope_axis` of ``names``: one axis for all frames,
+    holding the smallest and largest slope of every activation in view.
+    """
+    ylim = slope_axis(names)
     return Explorer(
-        draw=lambda activation, z: tangent_figure(activation, z),
+        draw=lambda activation, z: tangent_figure(activation, z, slope_ylim=ylim),
         controls=[
             Control("activation", list(names), label="activation", kind="dropdown"),
             Control("z", [float(v) for v in zs], label="z", default=0.0),
@@ -176,6 +265,25 @@ def sympy_derivative(act: Activation, z: Any) -> Any:
     if act.sym_fn is None:
         raise ValueError(f"{act.name} has no SymPy form")
     return sp.diff(act.sym_fn(z), z)
+
+
+def grader_check(act: Activation, timeout: float = 8.0) -> Any:
+    """The course's formula grader on one activation: does SymPy's derivative of its formula
+    equal the hand-derived one?
+
+    Hands both to :func:`autograder.symbolic.check_equivalent`, the check that marks the
+    derivatives handed in as formulas in the exercises: it tries to simplify their
+    difference to 0 (``method == "symbolic"`` when that succeeds) and compares them at
+    z = 0, 1 and -1. Returns its verdict.
+    """
+    import sympy as sp
+
+    from autograder.symbolic import check_equivalent
+
+    z = sp.Symbol("z", real=True)
+    return check_equivalent(
+        sympy_derivative(act, z), act.sym_dfn(z), points=[0, 1, -1], n_random=0, timeout=timeout
+    )
 
 
 def sympy_gap(act: Activation, points: Iterable[float], digits: int = 50) -> float:

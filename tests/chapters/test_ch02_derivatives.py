@@ -3,6 +3,7 @@ the overlay and tangent figures and the tangent explorer."""
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 
 import numpy as np
@@ -131,26 +132,83 @@ def test_properties_frame_shows_each_time_in_a_unit_that_keeps_its_figures() -> 
     assert properties_frame([relu])["time per element"].tolist() == [""]  # not timed
 
 
-def test_overlay_draws_every_activation_and_its_derivative_in_its_registry_style() -> None:
+def curves(ax) -> list:
+    return [line for line in ax.lines if len(line.get_xdata()) > 2]  # not the axis lines
+
+
+def test_overlay_draws_each_family_in_its_own_row_in_registry_styles() -> None:
     import matplotlib.pyplot as plt
     from matplotlib.colors import to_hex
 
-    from actlab.chapters.ch02_derivatives import overlay_figure
+    from actlab.chapters.ch02_derivatives import FAMILIES, overlay_figure
     from actlab.presentation.figures import STYLES
 
-    names = ["sigmoid", "relu", "gelu"]
-    fig = overlay_figure(names)
-    ax_f, ax_d = fig.axes
-    curves_f = [line for line in ax_f.lines if len(line.get_xdata()) > 2]  # not the axis lines
-    curves_d = [line for line in ax_d.lines if len(line.get_xdata()) > 2]
-    assert [line.get_label() for line in curves_f] == [A.LABELS[n] for n in names]
-    for name, f_line, d_line in zip(names, curves_f, curves_d, strict=True):
-        z = np.asarray(f_line.get_xdata())
-        np.testing.assert_allclose(f_line.get_ydata(), A.get(name).np_fn(z))
-        np.testing.assert_allclose(d_line.get_ydata(), A.get(name).np_dfn(z))
-        assert to_hex(f_line.get_color()).upper() == STYLES[name]["color"].upper()
-        assert f_line.get_marker() == STYLES[name]["marker"]
+    fig = overlay_figure()
+    axes = fig.axes
+    assert len(axes) == 2 * len(FAMILIES) + 2
+    drawn = []
+    for row, (_, names) in enumerate(FAMILIES):
+        ax_f, ax_d = axes[2 * row], axes[2 * row + 1]
+        f_lines, d_lines = curves(ax_f), curves(ax_d)
+        assert [line.get_label() for line in f_lines] == [A.LABELS[n] for n in names]
+        colours = [to_hex(line.get_color()).upper() for line in f_lines]
+        assert len(set(colours)) == len(colours), "two curves of one panel share a colour"
+        for name, f_line, d_line, colour in zip(names, f_lines, d_lines, colours, strict=True):
+            z = np.asarray(f_line.get_xdata())
+            np.testing.assert_allclose(f_line.get_ydata(), A.get(name).np_fn(z))
+            np.testing.assert_allclose(d_line.get_ydata(), A.get(name).np_dfn(z))
+            assert colour == STYLES[name]["color"].upper()
+            assert f_line.get_marker() == STYLES[name]["marker"]
+            low, high = ax_f.get_ylim()
+            assert low <= f_line.get_ydata().min() and f_line.get_ydata().max() <= high
+            low, high = ax_d.get_ylim()
+            assert low <= d_line.get_ydata().min() and d_line.get_ydata().max() <= high
+        drawn += names
+    assert sorted(drawn) == sorted(n for n in NAMES if n != "gelu_tanh")
+    # exact GELU and its approximation are never two curves of one panel: their difference is
+    (diff_f,) = curves(axes[-2])
+    (diff_d,) = curves(axes[-1])
+    z = np.asarray(diff_f.get_xdata())
+    np.testing.assert_allclose(diff_f.get_ydata(), A.gelu_tanh(z) - A.gelu(z))
+    np.testing.assert_allclose(diff_d.get_ydata(), A.dgelu_tanh(z) - A.dgelu(z))
+    assert to_hex(diff_f.get_color()).upper() == STYLES["gelu_tanh"]["color"].upper()
     plt.close(fig)
+
+
+def test_the_explorer_slope_axis_holds_every_slope_in_view_and_the_minima_the_page_quotes() -> None:
+    import matplotlib.pyplot as plt
+
+    ext = D.slope_extremes()
+    # the minima the page quotes: GELU's at -sqrt(2), SiLU's near -2.4
+    assert ext.loc["gelu", "smallest slope"] == pytest.approx(-0.1289, abs=1e-4)
+    assert ext.loc["gelu", "at z"] == pytest.approx(-np.sqrt(2), abs=0.01)
+    assert ext.loc["silu", "smallest slope"] == pytest.approx(-0.0998, abs=1e-4)
+    explorer = D.tangent_explorer(names=["relu", "gelu"], zs=[0.0])
+    low, high = explorer.draw(activation="relu", z=0.0).axes[1].get_ylim()
+    plt.close("all")
+    assert low == pytest.approx(D.slope_axis(["relu", "gelu"])[0])
+    assert low < ext.loc["gelu", "smallest slope"] and high > ext.loc["gelu", "largest slope"]
+    book = D.tangent_explorer()
+    for name in D.EXPLORER_NAMES:
+        low, high = book.draw(activation=name, z=0.0).axes[1].get_ylim()
+        plt.close("all")
+        assert low < ext["smallest slope"].min() and high > ext["largest slope"].max()
+    # the explorer's z stops reach each quoted minimum within half a step
+    for name in ("gelu", "silu"):
+        assert min(abs(z - ext.loc[name, "at z"]) for z in D.EXPLORER_Z) <= 0.25
+
+
+def test_benchmark_times_cpu_calls_on_one_thread_as_the_page_says() -> None:
+    seen = []
+
+    def spy(t: torch.Tensor) -> torch.Tensor:
+        seen.append(torch.get_num_threads())
+        return t
+
+    act = dataclasses.replace(A.get("relu"), torch_fn=spy)
+    D.benchmark_runs(act, torch.device("cpu"), n=100, repeats=2)
+    assert seen and set(seen) == {1}
+    assert "with 1 thread" in D.timing_details(torch.device("cpu"))
 
 
 @pytest.mark.parametrize("name, z", [("relu", 0.0), ("gelu", -3.0), ("sigmoid", 1.5)])
@@ -196,7 +254,7 @@ def test_tangent_figure_shows_the_whole_slope_curve() -> None:
 
     fig = tangent_figure("gelu", 0.0)
     low, high = fig.axes[1].get_ylim()
-    slopes = A.get("gelu").np_dfn(np.linspace(-7, 7, 561))
+    slopes = A.get("gelu").np_dfn(D.view_grid())
     assert low < slopes.min() and high > slopes.max()  # GELU's dip below 0 is in view
     plt.close(fig)
 
@@ -231,3 +289,12 @@ def test_properties_frame_has_one_row_per_activation() -> None:
     assert frame.loc["tanh", "zero-centred (mean)"].startswith("yes")
     assert frame.loc["sigmoid", "saturates (φ' → 0)"] == "both sides"
     assert frame.loc["Leaky ReLU (0.01)", "saturates (φ' → 0)"] == "no"
+
+
+def test_grader_check_proves_a_right_derivative_and_rejects_a_wrong_one() -> None:
+    sigmoid = A.get("sigmoid")
+    assert D.grader_check(sigmoid).method == "symbolic"
+    # a derivative with a dropped factor: sigma(z) instead of sigma(z)(1 - sigma(z))
+    wrong = dataclasses.replace(sigmoid, sym_dfn=sigmoid.sym_fn)
+    verdict = D.grader_check(wrong)
+    assert not verdict.equivalent and verdict.method != "symbolic"
