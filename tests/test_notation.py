@@ -36,7 +36,8 @@ STANDARD = set(
     lim max min arg argmax log ln exp sin cos tanh sinh cosh erf det mathrm mathbf
     mathcal mathbb mathtt mathit operatorname text textbf boxed underbrace overbrace
     hat bar tilde vec dot left right bigl bigr Bigl Bigr big Big middle quad qquad
-    lfloor rfloor lceil rceil langle rangle begin end hline binom star blacksquare
+    lfloor rfloor lceil rceil langle rangle lvert rvert top begin end hline binom star
+    blacksquare
     """.split()
 )
 

@@ -70,7 +70,7 @@ def pre_activation_grads(
 
 def signal_per_layer(net: nn.Sequential, X: torch.Tensor, y: torch.Tensor) -> np.ndarray:
     """Root mean square of ``dL/dz_k`` over examples and units, per hidden layer."""
-    return np.array([g.pow(2).mean().sqrt().item() for g in pre_activation_grads(net, X, y)])
+    return np.array([g.pow(2).mean().sqrt().cpu().item() for g in pre_activation_grads(net, X, y)])
 
 
 def relative_signal(
