@@ -20,6 +20,7 @@ site ``site/assets/actlab-a11y.js`` keeps it in step with the controls.
 
 from __future__ import annotations
 
+import base64
 import html
 import itertools
 import random
@@ -35,7 +36,7 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from actlab.engine.activations import LABELS
 from actlab.presentation.figures import Rendered, alt_text, describe_figure, img_tag, render
-from actlab.presentation.paper import PAPER_MIME, paper_data
+from actlab.presentation.paper import PAPER_MIME, frame_grid, paper_caption, paper_keys
 
 
 @dataclass(frozen=True)
@@ -215,6 +216,30 @@ class Explorer:
             f'style="{VISUALLY_HIDDEN}">{text}</p>'
         )
 
+    def controls_text(self, indices: Sequence[int]) -> str:
+        """A frame's control values in words: ``"hidden layers 10, activation sigmoid"``."""
+        return ", ".join(
+            f"{c.label or c.name} {_fmt(c.values[i])}"
+            for c, i in zip(self.controls, indices, strict=True)
+        )
+
+    def paper(self) -> dict[str, Any]:
+        """The explorer on paper, the JSON object of
+        :data:`~actlab.presentation.paper.PAPER_MIME`: a grid of the frames that span the
+        controls (base64 PNG), its caption (each frame's control values and finding) and
+        its alt text."""
+        keys = paper_keys(self.controls)
+        caption = paper_caption(
+            self.title or "Explorer",
+            self.n_frames,
+            [(self.controls_text(k), self.frame_finding(k)) for k in keys],
+        )
+        return {
+            "png": base64.b64encode(frame_grid([self.frame(k) for k in keys])).decode("ascii"),
+            "caption": caption,
+            "alt": " ".join(self.frame_alt(k) for k in keys),
+        }
+
     def keys(self) -> list[tuple[int, ...]]:
         """Every combination of control indices, in row-major order of the controls."""
         return list(itertools.product(*(range(len(c.values)) for c in self.controls)))
@@ -269,11 +294,11 @@ class Explorer:
     def static(self) -> widgets.VBox:
         """Controls ``jslink``-ed to nested stacks of precomputed frames (works without a kernel).
 
-        Its display also carries the explorer on paper
-        (:func:`actlab.presentation.paper.paper_data`), which only a PDF shows.
+        Its display also carries the explorer on paper (:meth:`paper`), which only a PDF
+        shows.
         """
         box = self._stacked([c.widget() for c in self.controls], _PaperedVBox)
-        box.paper = paper_data(self)  # type: ignore[attr-defined]
+        box.paper = self.paper()  # type: ignore[attr-defined]
         box.add_class("actlab-static")
         return box
 

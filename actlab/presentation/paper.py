@@ -1,11 +1,11 @@
 """Explorers on paper: a few frames of an explorer as one captioned figure.
 
 An explorer's static view is a widget: it means nothing in a PDF. Its display therefore
-carries one more representation, :data:`PAPER_MIME`, that only the LaTeX builder shows
-(:class:`PaperRenderer`, a MyST-NB mime renderer): a grid of a few precomputed frames,
-chosen to span the controls (:func:`paper_keys`), under a caption that gives each
-frame's control values and its description, and a line saying where the live
-explorer is. One mechanism for every explorer; no chapter does anything for it.
+carries one more representation, :data:`PAPER_MIME` (``Explorer.paper()``), that only the
+LaTeX builder shows (:class:`PaperRenderer`, a MyST-NB mime renderer): a grid of a few
+precomputed frames, chosen to span the controls (:func:`paper_keys`), under a caption
+that gives each frame's control values and its description, and a line saying where
+the live explorer is. One mechanism for every explorer; no chapter does anything for it.
 """
 
 from __future__ import annotations
@@ -15,10 +15,7 @@ import io
 import json
 import re
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
-
-if TYPE_CHECKING:
-    from actlab.presentation.explorer import Explorer
+from typing import Any, ClassVar
 
 #: The mime type of an explorer's paper representation (a JSON object).
 PAPER_MIME = "application/vnd.actlab.paper+json"
@@ -74,37 +71,16 @@ def frame_grid(pngs: Sequence[bytes]) -> bytes:
     return render(fig).png
 
 
-def controls_text(controls: Sequence[Any], key: Sequence[int]) -> str:
-    """The control values of a frame in words: ``"depth 10, activation sigmoid"``."""
-    from actlab.presentation.explorer import _fmt
-
-    return ", ".join(
-        f"{c.label or c.name} {_fmt(c.values[i])}" for c, i in zip(controls, key, strict=True)
-    )
-
-
-def paper_data(explorer: Explorer) -> dict[str, Any]:
-    """The JSON object of :data:`PAPER_MIME` for ``explorer``: the grid as base64 PNG, its
-    caption (each frame's control values and description) and its alt text."""
-    keys = paper_keys(explorer.controls)
+def paper_caption(title: str, n_frames: int, frames: Sequence[tuple[str, str]]) -> str:
+    """The caption of a frame grid: ``frames`` holds each shown frame's control values in
+    words and its finding, lettered as in :func:`frame_grid`."""
     parts = []
-    for i, key in enumerate(keys):
-        finding = explorer.frame_finding(key).strip()
+    for i, (values, finding) in enumerate(frames):
+        finding = finding.strip()
         if not finding.endswith((".", "!", "?")):
             finding += "."
-        parts.append(f"{_letter(i)} {controls_text(explorer.controls, key)}: {finding}")
-    title = explorer.title or "Explorer"
-    caption = (
-        f"{title}: {len(keys)} of its {explorer.n_frames} frames. "
-        + " ".join(parts)
-        + " "
-        + LIVE_NOTE
-    )
-    return {
-        "png": base64.b64encode(frame_grid([explorer.frame(k) for k in keys])).decode("ascii"),
-        "caption": caption,
-        "alt": " ".join(explorer.frame_alt(k) for k in keys),
-    }
+        parts.append(f"{_letter(i)} {values}: {finding}")
+    return f"{title}: {len(frames)} of its {n_frames} frames. " + " ".join(parts) + " " + LIVE_NOTE
 
 
 class PaperRenderer:

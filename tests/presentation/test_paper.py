@@ -12,7 +12,6 @@ from actlab.presentation.paper import (
     LIVE_NOTE,
     PAPER_MIME,
     PaperRenderer,
-    paper_data,
     paper_keys,
 )
 
@@ -50,7 +49,7 @@ def test_a_single_valued_control_adds_no_frame():
 
 
 def test_paper_data_holds_a_grid_and_a_caption_with_each_frames_values_and_finding():
-    data = paper_data(_explorer())
+    data = _explorer().paper()
     png = base64.b64decode(data["png"])
     width, height = png_size(png)
     assert width > height > 0, (width, height)
@@ -100,7 +99,7 @@ class _Renderer:
 def test_the_renderer_writes_the_grid_and_returns_a_captioned_figure(tmp_path):
     from docutils import nodes
 
-    data = paper_data(_explorer())
+    data = _explorer().paper()
     out = PaperRenderer.handle_mime(_Renderer(tmp_path), _Data(PAPER_MIME, data), False)
     (figure,) = out
     assert isinstance(figure, nodes.figure)
