@@ -22,11 +22,12 @@ TORCH_INDEX ?=
 # nbgrader shells out to `alembic` and the book to `jupyter`: use the venv's.
 export PATH := $(BIN):$(PATH)
 
-.PHONY: all env js book test test-fast lint release system clean help lab mutants gpu-check
+.PHONY: all env js book pdf tex test test-fast lint release system clean help lab mutants gpu-check
 
 help:
 	@echo "make book     build the executed book into _build/html (strict, cached)"
-	@echo "make test     everything: lint, library, notebooks, autograder, book, browser"
+	@echo "make pdf      the book as a PDF, _build/latex/book.pdf (same execution cache as make book)"
+	@echo "make test     everything: lint, library, notebooks, autograder, book, PDF, browser"
 	@echo "make lab      JupyterLab at the repository root: exercises/ and book/ chapters as notebooks"
 	@echo "make release  regenerate exercises/ from solutions/ with nbgrader"
 	@echo "make mutants  grade plausible wrong answers to every exercise: benchmarks/MUTATION.md"
@@ -63,16 +64,34 @@ system:
 	  echo "installing chromium and bubblewrap with apt-get"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium bubblewrap >/dev/null; }
 
+# The PDF's TeX Live (XeLaTeX, latexmk, xindy), the GNU FreeFont faces that hold every
+# character the book prints, and poppler's pdftotext for the PDF's test, from Debian.
+TEX_PACKAGES := texlive-latex-recommended texlive-latex-extra texlive-fonts-recommended \
+  texlive-xetex latexmk xindy fonts-freefont-otf lmodern poppler-utils
+tex:
+	@command -v xelatex >/dev/null && command -v latexmk >/dev/null && command -v xindy >/dev/null \
+	  && command -v pdftotext >/dev/null && fc-list | grep -q FreeSerif || { \
+	  echo "installing TeX Live and fonts with apt-get"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	    --no-install-recommends $(TEX_PACKAGES) >/dev/null; }
+
 # ACTLAB_STATIC makes explorers render their static (HTML-surviving) view.
 # jupyter-cache keys a chapter's outputs on its cells only, and Sphinx rereads only
-# changed sources: when the library the chapters import changes, drop both so that
-# every chapter runs again.
-_build/.library.stamp: $(shell find actlab -name '*.py')
+# changed sources: when the library the chapters import changes, or the configuration
+# a page reads when it runs (the introduction glues the repository's address from
+# _config.yml through scripts/book_notebooks.py), drop both so that every chapter runs
+# again.
+_build/.library.stamp: $(shell find actlab -name '*.py') _config.yml scripts/book_notebooks.py
 	rm -rf _build/.jupyter_cache _build/.doctrees _build/jupyter_execute
 	mkdir -p _build && touch $@
 
 book: env js _build/.library.stamp
 	ACTLAB_STATIC=1 $(BIN)/jupyter-book build . -W -n --keep-going
+
+# The same sources and execution cache as the web book (after `make book` nothing runs
+# again); explorers appear as captioned frame grids (actlab/presentation/paper.py).
+pdf: env js tex _build/.library.stamp
+	ACTLAB_STATIC=1 $(BIN)/jupyter-book build . --builder pdflatex -W -n --keep-going
 
 # The course in JupyterLab from its environment: exercises/ (graded notebooks, with
 # nbgrader's Validate button) and book/ (chapters; right-click > Open With >
@@ -104,7 +123,7 @@ lint: env
 	done
 	$(BIN)/codespell book actlab autograder tests scripts solutions benchmarks docs README.md _config.yml
 
-test: env system book
+test: env system pdf book
 	$(MAKE) lint
 	$(BIN)/python -m pytest -n $(JOBS) --dist loadgroup
 
