@@ -93,3 +93,24 @@ def test_figures_are_made_by_the_figure_helper(path: Path) -> None:
         text = "\n".join(CODE_CELL.findall(text))
     found = re.findall(r"plt\.(?:subplots|figure)\(|figsize\s*=|subplots_adjust\(", text)
     assert not found, f"{path.relative_to(ROOT)}: figures sized by hand ({found}); use panels()"
+
+
+@pytest.mark.parametrize("path", BOOK, ids=lambda p: p.name)
+def test_an_explorer_is_the_last_thing_its_cell_shows(path: Path) -> None:
+    """A cell shows only its last expression: ``explorer.show()`` followed by more code
+    displays nothing, and the page (and the PDF) loses its explorer."""
+    for cell in CODE_CELL.findall(path.read_text()):
+        lines = [line for line in cell.strip().splitlines() if line.strip()]
+        shown = [i for i, line in enumerate(lines) if re.search(r"\bexplorer\.show\(\)", line)]
+        for i in shown:
+            assert i == len(lines) - 1, (
+                f"{path.name}: explorer.show() is followed by {lines[i + 1].strip()!r}; "
+                "make it the cell's last line"
+            )
+
+
+def test_the_explorer_check_fails_on_a_hidden_explorer(tmp_path: Path) -> None:
+    page = tmp_path / "page.md"
+    page.write_text("```{code-cell} ipython3\nexplorer.show()\nglue('x', 1)\n```\n")
+    with pytest.raises(AssertionError, match="followed by"):
+        test_an_explorer_is_the_last_thing_its_cell_shows(page)

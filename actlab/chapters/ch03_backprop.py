@@ -336,7 +336,9 @@ def gradient_norm_explorer(
             grad_table, depth, by_label[init], activations, ylim=ylim
         ),
         [
-            Control("depth", list(depths), label="hidden layers"),
+            Control(
+                "depth", list(depths), label="hidden layers", default=10 if 10 in depths else None
+            ),
             Control("init", list(by_label), label="initialisation", kind="buttons"),
         ],
         title="Depth × initialisation → gradient per weight and layer, one line per activation",
