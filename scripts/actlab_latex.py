@@ -7,6 +7,10 @@
   cell outputs print.
 * Figures stay where the text puts them (``[H]``), and code lines too long for the page
   wrap instead of running off it.
+* One bibliography: LaTeX gathers every chapter's references at the end of the book, where
+  a work that several chapters cite would appear once per chapter;
+  :class:`MergeDuplicateCitations` keeps its first entry and points every citation of it
+  there.
 
 Explorers need nothing here: their display carries a paper representation that the
 LaTeX builder prefers (``actlab.presentation.paper``).
@@ -21,6 +25,9 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 from typing import Any
+
+from docutils import nodes
+from sphinx.transforms.post_transforms import SphinxPostTransform
 
 #: The PDF's name in the built site.
 SITE_PDF = "actlab-book.pdf"
@@ -45,6 +52,16 @@ def macro_preamble(macros: dict[str, Any]) -> str:
         else:
             lines.append(rf"\providecommand{{\{name}}}{{{body}}}")
     return "\n".join(lines)
+
+
+def note_pdf(app: Any, config: Any) -> None:
+    """Put the built PDF's digest in ``html_context``: Sphinx rewrites every page when its
+    HTML configuration changes, so every page's download menu follows the PDF."""
+    import hashlib
+
+    pdf = built_pdf(app)
+    digest = hashlib.sha256(pdf.read_bytes()).hexdigest() if pdf.exists() else ""
+    config.html_context = {**(config.html_context or {}), "actlab_book_pdf": digest}
 
 
 def configure_latex(app: Any, config: Any) -> None:
@@ -87,8 +104,44 @@ def copy_pdf(app: Any, exception: Exception | None) -> None:
         shutil.copyfile(built_pdf(app), Path(app.outdir) / SITE_PDF)
 
 
+class MergeDuplicateCitations(SphinxPostTransform):
+    """In the PDF's one bibliography, each work once.
+
+    Runs after Sphinx gathers the citations (priority 750). Two entries are the same work
+    when their text (label and reference) is the same; the later ones go, and the
+    citations that linked to them (sphinxcontrib-bibtex writes them as ``raw_latex``
+    nodes, ``\\hyperlink{cite.DOC:ID}{``) link to the one kept.
+    """
+
+    default_priority = 760
+    formats = ("latex",)
+
+    def run(self, **kwargs: Any) -> None:
+        kept: dict[str, str] = {}
+        renamed: dict[str, str] = {}
+        for citation in list(self.document.findall(nodes.citation)):
+            key = f"cite.{citation['docname']}:{citation['ids'][0]}"
+            text = citation.astext()
+            if text in kept:
+                renamed[key] = kept[text]
+                citation.parent.remove(citation)
+            else:
+                kept[text] = key
+        if not renamed:
+            return
+        from sphinxcontrib.bibtex.nodes import raw_latex
+
+        for raw in list(self.document.findall(raw_latex)):
+            text = raw.rawsource
+            for old, new in renamed.items():
+                text = text.replace(f"{{{old}}}", f"{{{new}}}")
+            raw.rawsource = text
+
+
 def setup(app: Any) -> dict[str, Any]:
+    app.add_post_transform(MergeDuplicateCitations)
     app.connect("config-inited", configure_latex)
+    app.connect("config-inited", note_pdf)
     # after the theme builds its download menu (priority 501)
     app.connect("html-page-context", offer_pdf, priority=600)
     app.connect("build-finished", copy_pdf)

@@ -162,3 +162,16 @@ def test_the_web_book_offers_the_pdf_in_every_pages_download_menu():
         assert "download-book-pdf-button" in html and "actlab-book.pdf" in html, (
             f"{page.name} does not offer the book's PDF"
         )
+
+
+def test_one_bibliography_each_work_once_and_every_citation_reaches_its_entry():
+    tex = (LATEX / "book.tex").read_text()
+    items = re.findall(r"\\bibitem\[([^\]]*)\]\{([^}]*)\}", tex)
+    labels = [label for label, _ in items]
+    assert len(items) >= 10, f"only {len(items)} bibliography entries"
+    assert len(labels) == len(set(labels)), sorted(x for x in labels if labels.count(x) > 1)
+    assert tex.count(r"\begin{sphinxthebibliography}") == 1, "more than one bibliography"
+    keys = {key for _, key in items}
+    cited = set(re.findall(r"\\hyperlink\{cite\.([^}]*)\}", tex))
+    assert cited, "no citation links in the PDF"
+    assert cited <= keys, f"citations without an entry: {sorted(cited - keys)[:5]}"
