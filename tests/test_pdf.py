@@ -175,3 +175,17 @@ def test_one_bibliography_each_work_once_and_every_citation_reaches_its_entry():
     cited = set(re.findall(r"\\hyperlink\{cite\.([^}]*)\}", tex))
     assert cited, "no citation links in the PDF"
     assert cited <= keys, f"citations without an entry: {sorted(cited - keys)[:5]}"
+
+
+def test_every_figure_is_an_image_in_the_pdf_not_its_description():
+    text = pdf_text()
+    assert "[figure]" not in text, "a figure reached the PDF as its plain-text description"
+    figures = sum(c.read_text().count("```{glue:figure}") for c in _chapters())
+    listing = subprocess.run(
+        ["pdfimages", "-list", str(PDF)], capture_output=True, text=True, check=True
+    ).stdout.splitlines()[2:]
+    images = [line for line in listing if line.split()[2] == "image"]
+    assert len(images) >= figures + len(_explorer_chapters()), (
+        f"{len(images)} images in the PDF for {figures} figures and "
+        f"{len(_explorer_chapters())} explorers"
+    )

@@ -492,7 +492,8 @@ def _index_matters(df: Any) -> bool:
 
 
 class DescribedFigure:
-    """A rendered figure with its alt text (and optional data table), displayed as HTML."""
+    """A rendered figure with its alt text (and optional data table), displayed as HTML
+    (and, for a PDF, as its PNG)."""
 
     def __init__(self, png: bytes | Rendered, alt: str, table_html: str = "") -> None:
         self.png, self.alt, self.table_html = png, alt, table_html
@@ -500,6 +501,10 @@ class DescribedFigure:
     def _repr_html_(self) -> str:
         # a <div>: in the book the figure sits inside the <figure> of its numbered caption
         return f'<div class="actlab-figure">{img_tag(self.png, self.alt)}{self.table_html}</div>'
+
+    def _repr_png_(self) -> bytes:
+        # what a PDF shows (its builder prefers a PNG; the web pages prefer the HTML above)
+        return self.png.png if isinstance(self.png, Rendered) else self.png
 
     def __repr__(self) -> str:  # plain-text front ends read the description
         return f"[figure] {self.alt}"

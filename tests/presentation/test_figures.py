@@ -253,3 +253,17 @@ def test_show_refuses_a_figure_that_breaks_the_rule() -> None:
     with pytest.raises(figures.FigureRuleError, match="13.00 in wide.*4 panels side by side"):
         figures.show(fig, "Four panels in a row", display=False)
     plt.close(fig)
+
+
+def test_a_shown_figure_also_displays_as_its_png_for_the_pdf() -> None:
+    from IPython.core.interactiveshell import InteractiveShell
+
+    out = figures.show(two_panel(), "a finding", display=False)
+    shell = InteractiveShell.instance()
+    try:
+        data, _ = shell.display_formatter.format(out)
+    finally:
+        InteractiveShell.clear_instance()
+    assert data["image/png"] == out.png.png, "the PNG is the figure the web page shows"
+    assert data["text/html"].startswith('<div class="actlab-figure">')
+    assert data["text/plain"].startswith("[figure] a finding")
