@@ -130,11 +130,6 @@ def best_line(
     return float(correct[k_best, a_best] / n), directions[:, a_best], float((below + above) / 2)
 
 
-def best_line_accuracy(X: np.ndarray, y: np.ndarray, n_angles: int = 3600) -> float:
-    """Best accuracy any straight line reaches on the 2-D labelled points (see :func:`best_line`)."""
-    return best_line(X, y, n_angles)[0]
-
-
 # --------------------------------------------------------------------------- the input plane
 
 # The two classes differ in colour (Okabe-Ito blue and vermillion) and in marker.
@@ -239,13 +234,32 @@ def image_dimension(points: np.ndarray, tol: float = 1e-6) -> int:
     magnitude (float32 rounding of points that coincide in exact arithmetic).
     """
     pts = np.asarray(points, dtype=np.float64)
-    sv = spread(pts)
+    return _dimension(pts, spread(pts), tol)
+
+
+def _dimension(pts: np.ndarray, sv: np.ndarray, tol: float = 1e-6) -> int:
+    """:func:`image_dimension` of ``pts`` from its :func:`spread` ``sv``."""
     floor = tol * max(1.0, float(np.abs(pts).max()))
     if sv[0] <= floor:
         return 0
     if sv[-1] <= max(floor, tol * sv[0]):
         return 1
     return 2
+
+
+def _mapped_lines(model: nn.Sequential, layer: int, lines: list[np.ndarray]) -> list[np.ndarray]:
+    return [map_through(model, line, layer).astype(np.float64) for line in lines]
+
+
+def _straight_share(mapped: list[np.ndarray], tol: float = 1e-4) -> float:
+    """:func:`straight_fraction` of lines already mapped through the layer."""
+    straight = 0
+    for pts in mapped:
+        sv = spread(pts)
+        if _dimension(pts, sv) == 0:
+            continue
+        straight += bool(sv[-1] <= tol * sv[0])
+    return straight / len(mapped)
 
 
 def straight_fraction(
@@ -259,27 +273,20 @@ def straight_fraction(
     still spread over the plane: a grid mapped onto one segment has every line "straight"
     because it has collapsed, not because the layer kept it straight.
     """
-    straight = 0
-    for line in lines:
-        pts = map_through(model, line, layer).astype(np.float64)
-        if image_dimension(pts) == 0:
-            continue
-        sv = spread(pts)
-        straight += bool(sv[-1] <= tol * sv[0])
-    return straight / len(lines)
+    return _straight_share(_mapped_lines(model, layer, lines), tol)
 
 
 def grid_state(model: nn.Sequential, layer: int, lines: list[np.ndarray]) -> str:
     """What hidden layer ``layer`` leaves of the grid ``lines``, in words: "collapsed to a
     point", "collapsed onto a segment" (the whole grid on one straight segment) or, while the
     grid still covers part of the plane, the percentage of its lines that are still straight."""
-    everything = np.concatenate([map_through(model, line, layer) for line in lines])
-    dim = image_dimension(everything)
+    mapped = _mapped_lines(model, layer, lines)
+    dim = image_dimension(np.concatenate(mapped))
     if dim == 0:
         return "collapsed to a point"
     if dim == 1:
         return "collapsed onto a segment"
-    return f"{100 * straight_fraction(model, layer, lines):.0f} % of lines straight"
+    return f"{100 * _straight_share(mapped):.0f} % of lines straight"
 
 
 def plot_grid(ax: Axes, model: nn.Sequential, layer: int, lines: list[np.ndarray]) -> None:

@@ -16,7 +16,6 @@ from actlab.chapters.ch01_linear_collapse import (  # noqa: E402
     FrameFinding,
     accuracy,
     best_line,
-    best_line_accuracy,
     collapse,
     collapse_module,
     collapse_summary,
@@ -274,8 +273,8 @@ def test_best_line_separates_two_distant_clouds_perfectly() -> None:
     rng = np.random.default_rng(0)
     X = np.concatenate([rng.normal(size=(50, 2)) - 10, rng.normal(size=(50, 2)) + 10])
     y = np.repeat([0, 1], 50)
-    assert best_line_accuracy(X, y) == 1.0
-    assert best_line_accuracy(X, 1 - y) == 1.0
+    assert best_line(X, y)[0] == 1.0
+    assert best_line(X, 1 - y)[0] == 1.0
 
 
 @pytest.mark.parametrize("quarter_turns", range(4))
@@ -287,18 +286,18 @@ def test_best_line_finds_a_narrow_gap_whichever_way_it_faces(quarter_turns: int)
     y = np.repeat([1, 0], len(x))
     c, s = np.cos(quarter_turns * np.pi / 2), np.sin(quarter_turns * np.pi / 2)
     rotated = X @ np.array([[c, s], [-s, c]])
-    assert best_line_accuracy(rotated, y, n_angles=360) == 1.0
+    assert best_line(rotated, y, n_angles=360)[0] == 1.0
 
 
 def test_best_line_on_xor_gets_three_of_four() -> None:
     X = np.array([[1.0, 1.0], [-1.0, -1.0], [1.0, -1.0], [-1.0, 1.0]])
-    assert best_line_accuracy(X, np.array([1, 1, 0, 0])) == 0.75
+    assert best_line(X, np.array([1, 1, 0, 0]))[0] == 0.75
 
 
 def test_best_line_cannot_split_points_that_coincide() -> None:
     # two points at the same place with different labels: no line puts them on different sides
     X = np.array([[0.0, 0.0], [0.0, 0.0]])
-    assert best_line_accuracy(X, np.array([0, 1])) == 0.5
+    assert best_line(X, np.array([0, 1]))[0] == 0.5
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -307,13 +306,13 @@ def test_best_line_matches_brute_force_on_small_sets(seed: int) -> None:
     X = rng.normal(size=(9, 2))
     y = rng.integers(0, 2, size=9)
     exact = exact_best_line(X, y)
-    assert best_line_accuracy(X, y, n_angles=36) <= exact + 1e-12
-    assert best_line_accuracy(X, y, n_angles=100_000) == pytest.approx(exact)
+    assert best_line(X, y, n_angles=36)[0] <= exact + 1e-12
+    assert best_line(X, y, n_angles=100_000)[0] == pytest.approx(exact)
 
 
 def test_best_line_on_the_chapter_rings_beats_chance_by_far() -> None:
     X, y = circles(n=400, noise=0.1, seed=0)
-    best = best_line_accuracy(X, y)
+    best = best_line(X, y)[0]
     assert 0.6 < best < 0.8
 
 
