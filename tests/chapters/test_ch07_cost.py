@@ -17,13 +17,13 @@ from actlab.chapters.ch07_scale.cost import (
 
 def test_time_mlp_block_on_tiny_shapes():
     table = time_mlp_block(tokens=16, width=32, expansion=4, repeats=3, threads=1)
-    assert list(table["name"]) == list(COST_ACTIVATIONS)
-    assert list(table["activation"]) == ["GELU", "GELU (tanh)", "SiLU", "ReLU"]
+    assert table.attrs["names"] == list(COST_ACTIVATIONS)
+    assert list(table.index) == ["GELU", "GELU (tanh)", "SiLU", "ReLU"]
     for column in ("matrix products s", "activation s", "block s"):
         assert (table[column] > 0).all(), column
     assert ((table["activation share"] > 0) & (table["activation share"] < 1)).all()
-    assert (table["hidden"] == 128).all()
-    assert table.loc[0, "device"] == "cpu (1 thread)"
+    assert table.attrs["hidden"] == 128
+    assert table.attrs["device"] == "cpu (1 thread)"
     line = timing_line(table)
     assert line.startswith("timed on cpu (1 thread): 16 tokens × 32 → 128 hidden units")
     assert line.endswith("float32, median of 3")

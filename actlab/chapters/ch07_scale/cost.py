@@ -64,12 +64,15 @@ def time_mlp_block(
     expansion takes about 1 s for the four activations with ``repeats=5``.
 
     Returns:
-        one row per activation, with the columns "name" (registry key), "activation" (its
-        label), "matrix products s", "activation s", "block s" (median seconds),
-        "activation share" (activation / block), "added share" ((block - matrix products)
-        / block: what the activation adds to the block), and, the same on every row,
-        "device" (:func:`actlab.engine.device.describe_device`, with the threads used),
-        "tokens", "width", "hidden", "dtype" and "repeats".
+        one row per activation, indexed by its label
+        (:data:`actlab.engine.activations.LABELS`), with the columns "matrix products s",
+        "activation s", "block s" (median seconds), "activation share" (activation /
+        block) and "added share" ((block - matrix products) / block: what the activation
+        adds to the block; the difference of two times, so within the machine's noise it
+        can come out negative). ``attrs`` holds "names" (the registry keys, in the rows'
+        order), "device" (:func:`actlab.engine.device.describe_device`, with the threads
+        used), "tokens", "width", "hidden", "dtype" and "repeats": :func:`timing_line`
+        says them in a sentence.
     """
     device = torch.device(device)
     hidden = expansion * width
@@ -120,31 +123,34 @@ def time_mlp_block(
         block = med["block"]
         rows.append(
             {
-                "name": name,
                 "activation": LABELS[name],
                 "matrix products s": med["matrix products"],
                 "activation s": med["activation"],
                 "block s": block,
                 "activation share": med["activation"] / block,
                 "added share": (block - med["matrix products"]) / block,
-                "device": where,
-                "tokens": tokens,
-                "width": width,
-                "hidden": hidden,
-                "dtype": str(dtype).removeprefix("torch."),
-                "repeats": repeats,
             }
         )
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows).set_index("activation")
+    table.attrs.update(
+        names=list(activations),
+        device=where,
+        tokens=tokens,
+        width=width,
+        hidden=hidden,
+        dtype=str(dtype).removeprefix("torch."),
+        repeats=repeats,
+    )
+    return table
 
 
 def timing_line(table: pd.DataFrame) -> str:
     """The sentence that says where and at what shapes :func:`time_mlp_block` timed, e.g.
     "timed on cpu (2 threads): 256 tokens × 512 → 2048 hidden units, float32, median of 5"."""
-    row = table.iloc[0]
+    a = table.attrs
     return (
-        f"timed on {row['device']}: {row['tokens']} tokens × {row['width']} → "
-        f"{row['hidden']} hidden units, {row['dtype']}, median of {row['repeats']}"
+        f"timed on {a['device']}: {a['tokens']} tokens × {a['width']} → "
+        f"{a['hidden']} hidden units, {a['dtype']}, median of {a['repeats']}"
     )
 
 

@@ -258,10 +258,12 @@ def activation_errors(
         typical: the median is over ``|z| <= typical``.
 
     Returns:
-        one row per activation and format, with the columns "name" (registry key),
-        "activation" (its label), "format", then for "value" and for "slope": "max error",
-        "worst z" (where the max is), "median error", "0 for z ≤" and "0 for z ≥" (NaN:
-        nowhere on the grid), e.g. "slope 0 for z ≥". ``attrs["typical"]`` is ``typical``.
+        one row per activation and format, indexed by the activation's label
+        (:data:`actlab.engine.activations.LABELS`) and the format's name, e.g.
+        ``table.loc[("sigmoid", "float16")]``; for "value" and for "slope" the columns
+        "max error", "worst z" (where the max is), "median error", "0 for z ≤" and
+        "0 for z ≥" (NaN: nowhere on the grid), e.g. "slope 0 for z ≥".
+        ``attrs["typical"]`` is ``typical``.
     """
     z = default_grid() if z is None else torch.as_tensor(z, dtype=torch.float64)
     rows = []
@@ -271,12 +273,12 @@ def activation_errors(
             value, slope = evaluate(name, fmt, zr)
             grid = zr.cpu().numpy()
             value64, slope64 = reference(name, grid)
-            row = {"name": name, "activation": LABELS[name], "format": format_name(fmt)}
+            row = {"activation": LABELS[name], "format": format_name(fmt)}
             for part, low, ref in (("value", value, value64), ("slope", slope, slope64)):
                 summary = _summary(grid, low, ref, typical)
                 row.update({f"{part} {k}": v for k, v in summary.items()})
             rows.append(row)
-    table = pd.DataFrame(rows)
+    table = pd.DataFrame(rows).set_index(["activation", "format"])
     table.attrs["typical"] = typical
     return table
 
