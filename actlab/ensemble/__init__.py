@@ -27,6 +27,9 @@ The modules:
 * :mod:`~actlab.ensemble.members`: what a member is (:class:`Member`,
   :func:`members_grid`) and the plain network it equals (:func:`build_member`);
 * :mod:`~actlab.ensemble.model`: the stacked network, :class:`EnsembleMLP`;
+* :mod:`~actlab.ensemble.blocks`: the stacked residual and gated networks of chapter 7,
+  :class:`EnsembleResidual` (members with ``block="residual"`` or ``"gated"``, trained
+  by the same :func:`train_ensemble`, with autograd);
 * :mod:`~actlab.ensemble.kernels`: each activation's ATen kernels, and the autograd
   node that applies them run by run;
 * :mod:`~actlab.ensemble.step`: the training step written out by hand, member chunks
@@ -36,26 +39,37 @@ The modules:
 * :mod:`~actlab.ensemble.train`: :func:`train_ensemble`, :func:`train_single` and
   :class:`EnsembleResult`;
 * :mod:`~actlab.ensemble.probes`: looking into the networks at initialisation
-  (:func:`gradient_norms_at_init`, :func:`hidden_variances`) and during training.
+  (:func:`gradient_norms_at_init`, :func:`hidden_variances`, and for chapter 7
+  :func:`block_gradient_norms_at_init`, :func:`stream_variances`) and during training.
 """
 
+from .blocks import EnsembleResidual
 from .members import Member, build_member, members_grid
 from .model import EnsembleMLP
-from .probes import Probe, gradient_norms_at_init, hidden_variances
+from .probes import (
+    Probe,
+    block_gradient_norms_at_init,
+    gradient_norms_at_init,
+    hidden_variances,
+    stream_variances,
+)
 from .step import chunk_members
 from .train import EnsembleResult, epoch_batches, train_ensemble, train_single
 
 __all__ = [
     "EnsembleMLP",
+    "EnsembleResidual",
     "EnsembleResult",
     "Member",
     "Probe",
+    "block_gradient_norms_at_init",
     "build_member",
     "chunk_members",
     "epoch_batches",
     "gradient_norms_at_init",
     "hidden_variances",
     "members_grid",
+    "stream_variances",
     "train_ensemble",
     "train_single",
 ]

@@ -12,7 +12,7 @@ from torch import nn
 from actlab.engine.models import NORMS, activation_module, mlp
 
 from .kernels import ActivationRun, GroupedActivation, kernels_of
-from .members import Member, build_member
+from .members import Member, initial_linears
 
 
 class EnsembleMLP(nn.Module):
@@ -41,42 +41,30 @@ class EnsembleMLP(nn.Module):
         for m in members:
             if m.norm not in NORMS:
                 raise ValueError(f"unknown norm {m.norm!r}; use one of {NORMS}")
+            if m.block != "plain":
+                raise ValueError(
+                    f"EnsembleMLP takes plain members, not {m.block!r} ones "
+                    "(those make an actlab.ensemble.blocks.EnsembleResidual)"
+                )
         self.members = list(members)
         self.shape = (in_dim, width, depth, out_dim)
-        nets = [build_member(m, in_dim, width, depth, out_dim, dtype) for m in self.members]
-        linears = [[m for m in net if isinstance(m, nn.Linear)] for net in nets]
-        self.weights = nn.ParameterList(
-            nn.Parameter(
-                torch.stack([layers[k].weight.detach().T for layers in linears]).contiguous()
-            )
-            for k in range(depth + 1)
-        )
-        self.biases = nn.ParameterList(
-            nn.Parameter(torch.stack([layers[k].bias.detach()[None, :] for layers in linears]))
-            for k in range(depth + 1)
-        )
-        norms = [[m for m in net if isinstance(m, nn.LayerNorm)] for net in nets]
+        dims = list(itertools.pairwise([in_dim, *[width] * depth, out_dim]))
+        # The weights build_member gives each member, drawn without building its modules.
+        weights, biases = initial_linears(self.members, dims, dtype, depth=depth)
+        self.weights = nn.ParameterList(nn.Parameter(w) for w in weights)
+        self.biases = nn.ParameterList(nn.Parameter(b) for b in biases)
         uses_norm = [m.norm == "layer" for m in self.members]
         self.norm_weights = nn.ParameterList()
         self.norm_biases = nn.ParameterList()
         mask = None if all(uses_norm) else torch.tensor(uses_norm).view(-1, 1, 1)
         self.register_buffer("_norm_mask", mask)
-        if any(uses_norm):
-            ones = torch.ones(1, width, dtype=dtype)
-            for k in range(depth):
+        if any(uses_norm):  # a LayerNorm starts at weight 1, bias 0
+            for _ in range(depth):
                 self.norm_weights.append(
-                    nn.Parameter(
-                        torch.stack(
-                            [ln[k].weight.detach()[None] if ln else ones for ln in norms]
-                        ).contiguous()
-                    )
+                    nn.Parameter(torch.ones(len(self.members), 1, width, dtype=dtype))
                 )
                 self.norm_biases.append(
-                    nn.Parameter(
-                        torch.stack(
-                            [ln[k].bias.detach()[None] if ln else 0 * ones for ln in norms]
-                        ).contiguous()
-                    )
+                    nn.Parameter(torch.zeros(len(self.members), 1, width, dtype=dtype))
                 )
         # Runs of consecutive members sharing an activation: one call per run.
         self.runs: list[ActivationRun] = []
