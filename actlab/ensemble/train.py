@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -14,11 +15,12 @@ from tqdm.auto import tqdm
 from actlab.engine.device import Stopwatch, describe_device, get_device
 from actlab.engine.device import cpu_threads as limit_cpu_threads
 
+from .blocks import EnsembleResidual
 from .loss import check_loss, loss_per_member, shared_dims
 from .members import Member, build_member
 from .model import EnsembleMLP
 from .optim import StackedOptimizer
-from .probes import Probe
+from .probes import Probe, stacked
 from .step import HandStep
 
 
@@ -34,22 +36,28 @@ class EnsembleResult:
         grad_norms: Frobenius norm of each linear layer's weight gradient, shape
             ``(len(grad_epochs), E, n_layers)``, layer 0 nearest the input; taken
             at the first step of the epoch (before its update), so epoch 0 is the
-            gradient at initialisation.
+            gradient at initialisation. For residual and gated members the layers are
+            those of ``model.weights``: the input projection, per block ``W1``, (``V``,)
+            ``W2``, then the head (:meth:`EnsembleResidual.block_layers` gives block
+            ``k``'s columns).
         model: the trained ensemble.
         seconds: wall time of the training loop (probes included).
         device: where it ran, in words.
         probes: what the ``probe`` of :func:`train_ensemble` returned, by epoch (the
             weights after that many epochs of updates; 0 is the initialisation).
+        nonfinite_steps: per member, the number of steps whose loss was not finite
+            (``inf`` or ``nan``), shape ``(E,)``; 0 where none.
     """
 
     members: list[Member]
     losses: np.ndarray
     grad_epochs: np.ndarray
     grad_norms: np.ndarray
-    model: EnsembleMLP
+    model: EnsembleMLP | EnsembleResidual
     seconds: float
     device: str
     probes: dict[int, Any] = field(default_factory=dict)
+    nonfinite_steps: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
 
     def where(self, **attrs: object) -> np.ndarray:
         """Indices of the members whose fields equal ``attrs``, e.g. ``where(activation="relu")``."""
@@ -127,20 +135,24 @@ class Trainer:
     """The steps of :func:`train_ensemble`: gradients, then the optimiser's update.
 
     The gradients come from :class:`~actlab.ensemble.step.HandStep` where it applies
-    (members without norms) and from autograd otherwise; both give each member the
-    gradient of its own loss.
+    (plain members without norms, no ``autocast``) and from autograd otherwise; both
+    give each member the gradient of its own loss. With ``autocast`` (a dtype) the
+    forward pass runs under ``torch.autocast`` in that dtype, the parameters and their
+    gradients staying in theirs.
     """
 
     def __init__(
         self,
-        model: EnsembleMLP,
+        model: EnsembleMLP | EnsembleResidual,
         lrs: torch.Tensor,
         optimizer: str = "adam",
         momentum: float = 0.0,
         loss: str = "mse",
+        autocast: torch.dtype | None = None,
     ) -> None:
-        self.model, self.loss = model, loss
-        self.hand = HandStep(model) if HandStep.supports(model) else None
+        self.model, self.loss, self.autocast = model, loss, autocast
+        hand = isinstance(model, EnsembleMLP) and autocast is None and HandStep.supports(model)
+        self.hand = HandStep(model) if hand else None
         params = self.hand.layers if self.hand is not None else model.params
         self.opt = StackedOptimizer(params, lrs, kind=optimizer, momentum=momentum)
 
@@ -150,7 +162,13 @@ class Trainer:
             return self.hand(x, y, self.loss)
         for p in self.model.params:
             p.grad = None
-        per_member = loss_per_member(self.model(x), y, self.loss)
+        if self.autocast is None:
+            context: contextlib.AbstractContextManager = contextlib.nullcontext()
+        else:
+            context = torch.autocast(x.device.type, dtype=self.autocast)
+        with context:
+            out = self.model(x)
+        per_member = loss_per_member(out.to(self.model.weights[0].dtype), y, self.loss)
         per_member.sum().backward()
         return per_member.detach()
 
@@ -182,8 +200,10 @@ def _run_epochs(
     probe: Probe | None = None,
     probe_at: frozenset[int] = frozenset(),
     probes: dict[int, Any] | None = None,
+    nonfinite: torch.Tensor | None = None,
 ) -> None:
-    """The epochs of :func:`train_ensemble`; fills ``losses``, ``norms`` and ``probes`` in place."""
+    """The epochs of :func:`train_ensemble`; fills ``losses``, ``norms``, ``probes`` and
+    ``nonfinite`` (steps with a loss that is not finite, per member) in place."""
     model = trainer.model
     E, device = model.size, X_t.device
     n = X_t.shape[-2]
@@ -206,6 +226,8 @@ def _run_epochs(
                 xb, yb = X_t.index_select(X_t.dim() - 2, idx), y_t.index_select(y_axis, idx)
             per_member = trainer.gradients(xb, yb)
             losses[epoch] += per_member
+            if nonfinite is not None:
+                nonfinite += ~torch.isfinite(per_member)
             if b == 0 and epoch in slot:
                 norms[slot[epoch]] = trainer.weight_grad_norms()
             trainer.update()
@@ -234,16 +256,21 @@ def train_ensemble(
     cpu_threads: int | str | None = "auto",
     probe: Probe | None = None,
     probe_epochs: Iterable[int] = (),
+    branch_width: int | None = None,
+    autocast: torch.dtype | None = None,
 ) -> EnsembleResult:
     """Train every member on ``(X, y)`` at once and record losses and per-layer gradient norms.
 
     Args:
-        members: the networks to train (see :class:`Member`, :func:`members_grid`).
+        members: the networks to train (see :class:`Member`, :func:`members_grid`): all
+            plain (an :class:`EnsembleMLP`), or all residual or all gated (an
+            :class:`EnsembleResidual`, trained with autograd).
         X: inputs ``(N, in_dim)`` shared by every member, or ``(E, N, in_dim)``, one set
             per member.
         y: targets ``(N, out_dim)`` (or ``(E, N, out_dim)``, one set per member) for
             ``loss="mse"``; class indices ``(N,)`` (or ``(E, N)``) for ``"ce"``.
-        depth, width: hidden layers and units per hidden layer.
+        depth, width: hidden layers and units per hidden layer; for residual and gated
+            members, blocks and the stream's width.
         num_epochs: passes over the data.
         optimizer: ``"adam"`` (default betas) or ``"sgd"`` (with ``momentum``).
         loss: ``"mse"`` (mean squared error) or ``"ce"`` (cross-entropy on logits).
@@ -266,17 +293,24 @@ def train_ensemble(
             epoch in ``probe_epochs`` (the weights after that many epochs of updates) and,
             for ``num_epochs`` itself, after training; what it returns is kept in
             ``result.probes[epoch]``. Use :meth:`EnsembleMLP.trace` in it to see
-            pre-activations. Its cost counts in ``result.seconds``.
+            pre-activations (:meth:`EnsembleResidual.trace`: the stream). Its cost counts
+            in ``result.seconds``.
         probe_epochs: the epochs at which to call ``probe`` (``0 <= e <= num_epochs``).
+        branch_width: residual and gated members' branch width (default ``width``).
+        autocast: a dtype (``torch.bfloat16``) for mixed precision: each step's forward
+            pass runs under ``torch.autocast(device.type, dtype=autocast)``, the
+            parameters (master weights), the loss and the gradients staying in ``dtype``;
+            always through autograd. Loss scaling (for ``torch.float16``) is not done.
 
     Returns:
         An :class:`EnsembleResult`.
     """
     E = len(members)
     device, X_t, y_t, out_dim = _prepare(X, y, loss, dtype, device, members=E)
-    model = EnsembleMLP(members, X_t.shape[-1], width, depth, out_dim, dtype=dtype).to(device)
+    model = stacked(members, X_t.shape[-1], depth, width, out_dim, branch_width, dtype)
+    model = model.to(device)
     lrs = torch.tensor([m.lr for m in model.members], dtype=dtype)  # the optimiser moves them
-    trainer = Trainer(model, lrs, optimizer=optimizer, momentum=momentum, loss=loss)
+    trainer = Trainer(model, lrs, optimizer, momentum, loss, autocast)
 
     record = set(range(num_epochs)) if grad_epochs is None else {int(e) for e in grad_epochs}
     record_sorted = sorted(e for e in record if 0 <= e < num_epochs)
@@ -286,12 +320,13 @@ def train_ensemble(
     slot = {e: i for i, e in enumerate(record_sorted)}
     probe_at = frozenset(int(e) for e in probe_epochs if 0 <= int(e) <= num_epochs)
     probes: dict[int, Any] = {}
+    nonfinite = torch.zeros(E, dtype=torch.long, device=device)
 
     with limit_cpu_threads(cpu_threads, device), Stopwatch(device) as watch:
         where = describe_device(device)  # as trained, with the thread count in force
         _run_epochs(
             trainer, X_t, y_t, batch_size, data_seed, num_epochs, progress, losses, norms,
-            slot, probe, probe_at, probes,
+            slot, probe, probe_at, probes, nonfinite,
         )  # fmt: skip
 
     return EnsembleResult(
@@ -303,6 +338,7 @@ def train_ensemble(
         seconds=watch.seconds,
         device=where,
         probes=dict(sorted(probes.items())),
+        nonfinite_steps=nonfinite.cpu().numpy(),
     )
 
 
@@ -320,6 +356,7 @@ def train_single(
     batch_size: int | None = None,
     data_seed: int = 0,
     device: torch.device | str | None = None,
+    branch_width: int | None = None,
 ) -> np.ndarray:
     """Train one member alone with ``torch.optim``: the ordinary loop, the baseline.
 
@@ -333,7 +370,8 @@ def train_single(
     """
     device, X_t, y_t, out_dim = _prepare(X, y, loss, torch.float32, device)
     loss_fn = {"mse": F.mse_loss, "ce": F.cross_entropy}[loss]
-    net = build_member(member, X_t.shape[1], width, depth, out_dim).to(device)
+    net = build_member(member, X_t.shape[1], width, depth, out_dim, branch_width=branch_width)
+    net = net.to(device)
     if optimizer == "adam":
         opt: torch.optim.Optimizer = torch.optim.Adam(net.parameters(), lr=member.lr)
     elif optimizer == "sgd":

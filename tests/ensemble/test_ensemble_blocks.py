@@ -20,6 +20,7 @@ from actlab.ensemble import (
     build_member,
     members_grid,
     stream_variances,
+    train_ensemble,
 )
 
 IN, WIDTH, DEPTH, OUT, BRANCH = 2, 6, 3, 2, 5
@@ -180,3 +181,69 @@ def test_block_gradient_norms_by_hand(block: str) -> None:
             squares = sum(float((w.grad.double() ** 2).sum()) for w in ws)
             expect = math.sqrt(squares / sum(w.numel() for w in ws))
             np.testing.assert_allclose(rms[i, k], expect, rtol=1e-4)
+
+
+TRAIN = dict(depth=DEPTH, width=WIDTH, branch_width=BRANCH, progress=False, device="cpu")
+
+
+@pytest.mark.parametrize("block", ["residual", "gated"])
+def test_member_trains_as_alone_with_adam(block: str) -> None:
+    X, y = data()
+    members = [Member(**{**vars(m), "lr": 1e-2 / (i + 1)}) for i, m in enumerate(mixed(block))]
+    epochs = 12
+    res = train_ensemble(members, X, y, num_epochs=epochs, dtype=torch.float64, **TRAIN)
+    assert isinstance(res.model, EnsembleResidual)
+    assert res.losses.shape == (epochs, len(members))
+    assert res.grad_norms.shape == (epochs, len(members), len(res.model.weights))
+    assert (res.losses[-1] < res.losses[0]).all() and not res.nonfinite_steps.any()
+    Xt, yt = torch.tensor(X), torch.tensor(y)
+    for i in (0, 1, 3):  # the loop written out: torch.optim.Adam on the network alone
+        net = build_member(members[i], IN, WIDTH, DEPTH, OUT, torch.float64, branch_width=BRANCH)
+        opt = torch.optim.Adam(net.parameters(), lr=members[i].lr, foreach=False)
+        losses, norms = [], []
+        for _ in range(epochs):
+            opt.zero_grad()
+            loss = F.mse_loss(net(Xt), yt)
+            loss.backward()
+            norms.append([float(layer.weight.grad.norm()) for layer in linear_layers(net)])
+            opt.step()
+            losses.append(loss.item())
+        np.testing.assert_allclose(res.losses[:, i], losses, rtol=1e-9)
+        np.testing.assert_allclose(res.grad_norms[:, i], norms, rtol=1e-8)
+        trained = res.model.member_module(i)
+        for p, q in zip(trained.parameters(), net.parameters(), strict=True):
+            torch.testing.assert_close(p, q, rtol=1e-8, atol=1e-10)
+
+
+def test_residual_training_lowers_the_loss_in_float32_with_batches() -> None:
+    X, y = data(64)
+    members = members_grid(
+        range(2), ("relu", "gelu"), lrs=(3e-3,), norms=("none", "layer"), blocks=("residual",)
+    )
+    res = train_ensemble(members, X, y, num_epochs=20, batch_size=16, **TRAIN)
+    assert (res.losses[-1] < 0.7 * res.losses[0]).all()
+    assert res.nonfinite_steps.tolist() == [0] * len(members)
+
+
+@pytest.mark.parametrize("block", ["plain", "residual"])
+def test_bfloat16_autocast(block: str) -> None:
+    X, y = data(64)
+    members = members_grid(range(2), ("relu", "silu"), lrs=(3e-3,), blocks=(block,))
+    kw = dict(num_epochs=8, **TRAIN)
+    full = train_ensemble(members, X, y, **kw)
+    half = train_ensemble(members, X, y, autocast=torch.bfloat16, **kw)
+    assert all(p.dtype == torch.float32 for p in half.model.params)
+    gap = np.abs(half.losses - full.losses) / full.losses
+    # bfloat16 keeps 8 significant bits: the losses differ, by about its precision.
+    assert 1e-5 < gap.max() < 0.1
+    assert not half.nonfinite_steps.any()
+    huge = [Member(**{**vars(m), "lr": 1e30 if i % 2 else 1e-3}) for i, m in enumerate(members)]
+    blown = train_ensemble(huge, X, y, autocast=torch.bfloat16, **kw)
+    assert (blown.nonfinite_steps[1::2] > 0).all() and not blown.nonfinite_steps[::2].any()
+    assert blown.nonfinite_steps.shape == (len(members),)
+
+
+def test_mixed_blocks_are_refused_by_the_trainer() -> None:
+    X, y = data()
+    with pytest.raises(ValueError, match="block kind"):
+        train_ensemble([Member(0), Member(1, block="gated")], X, y, num_epochs=1, **TRAIN)
