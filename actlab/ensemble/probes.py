@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from actlab.engine.device import cpu_threads as limit_cpu_threads
 from actlab.engine.device import get_device
 
 from .blocks import EnsembleResidual
@@ -94,6 +95,7 @@ def block_gradient_norms_at_init(
     branch_width: int | None = None,
     loss: str = "mse",
     device: torch.device | str | None = None,
+    cpu_threads: int | str | None = "auto",
 ) -> np.ndarray:
     """Root mean square weight gradient of each block at initialisation, shape ``(E, depth)``.
 
@@ -112,8 +114,15 @@ def block_gradient_norms_at_init(
         branch_width: residual and gated members' branch width (default ``width``).
         loss: ``"mse"`` or ``"ce"``.
         device: defaults to :func:`actlab.engine.device.get_device`.
+        cpu_threads: intra-op threads on the CPU, as for
+            :func:`~actlab.ensemble.train.train_ensemble` (``"auto"``: the cores not busy).
     """
     device = torch.device(device) if device is not None else get_device()
+    with limit_cpu_threads(cpu_threads, device):
+        return _block_rms(members, X, y, depth, width, branch_width, loss, device)
+
+
+def _block_rms(members, X, y, depth, width, branch_width, loss, device) -> np.ndarray:
     X_t = torch.as_tensor(np.asarray(X), dtype=torch.float32, device=device)
     y_dtype = torch.long if loss == "ce" else torch.float32
     y_t = torch.as_tensor(np.asarray(y), dtype=y_dtype, device=device)
@@ -144,18 +153,21 @@ def stream_variances(
     width: int,
     branch_width: int | None = None,
     out_dim: int = 1,
+    cpu_threads: int | str | None = "auto",
 ) -> np.ndarray:
     """Variance of the stream at initialisation, over examples and units together.
 
     For residual and gated members, of ``h_0, ..., h_L`` (the input projection, then each
     block's output), shape ``(E, depth + 1)``. Plain members have no stream: for them it
     is :func:`hidden_variances`, each hidden layer's activations, shape ``(E, depth)``
-    with column 0 the first hidden layer. On the CPU.
+    with column 0 the first hidden layer. On the CPU, with ``cpu_threads`` intra-op
+    threads (as for :func:`~actlab.ensemble.train.train_ensemble`).
     """
     X_t = torch.as_tensor(np.asarray(X), dtype=torch.float32)
-    model = stacked(members, X_t.shape[1], depth, width, out_dim, branch_width)
-    if isinstance(model, EnsembleMLP):
-        _, hidden = model(X_t, return_hidden=True)
-    else:
-        _, hidden = model.trace(X_t)
+    with limit_cpu_threads(cpu_threads, "cpu"):
+        model = stacked(members, X_t.shape[1], depth, width, out_dim, branch_width)
+        if isinstance(model, EnsembleMLP):
+            _, hidden = model(X_t, return_hidden=True)
+        else:
+            _, hidden = model.trace(X_t)
     return torch.stack([h.flatten(1).var(dim=1) for h in hidden], dim=1).cpu().numpy()
