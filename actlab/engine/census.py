@@ -27,6 +27,11 @@ Kinds are the registry's labels (:data:`actlab.engine.activations.LABELS`: "ReLU
 exact and tanh forms told apart; other activations get a readable name ("ReLU6",
 "Hardswish") or, for an unknown activation class, its class name.
 
+Limits: a Python-level torch function that the mode passes on (``F.layer_norm``,
+``F.multi_head_attention_forward``) runs with the mode off, so an activation it calls inside
+is not seen (``nn.MultiheadAttention``'s softmax is therefore counted from its inputs'
+shapes); a compiled model (``torch.compile``) is not walked.
+
 Build the network under ``with torch.device("meta"):`` and pass a meta input: shapes flow
 through the forward but no number is stored or computed, so a 7-billion-parameter model
 costs neither memory nor time.
