@@ -12,7 +12,9 @@ count in the table checks it.
 MobileNetV3 is not in ``transformers`` (its MobileNet classes are V1 and V2), so MobileNetV2
 stands for the MobileNets; and torchvision, which has it, cannot be installed beside the
 course's CPU build of PyTorch (DESIGN.md). Attention runs as ``transformers`` runs it by
-default (``scaled_dot_product_attention``); the census counts the softmax inside it.
+default (``scaled_dot_product_attention``); the census counts the softmax inside it. The
+models are the bare networks without their task heads (``ViTModel`` keeps its pooler, a tanh
+layer on the class token, as ``BertModel`` does).
 """
 
 from __future__ import annotations
