@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import transformers
 
 from actlab.chapters.ch07_scale.census import (
     ARCHITECTURES,
@@ -14,7 +15,7 @@ from actlab.chapters.ch07_scale.census import (
     run_census,
     where,
 )
-from actlab.engine.census import SOFTMAX
+from actlab.engine.census import SOFTMAX, census
 
 BY_NAME = {a.name: a for a in ARCHITECTURES}
 
@@ -67,6 +68,20 @@ def test_models_are_built_on_the_meta_device_at_their_named_sizes() -> None:
     model, args, _ = build(BY_NAME["EfficientNet-B0"])
     assert args[0].shape == (1, 3, 224, 224)
     assert 3.9e6 < sum(p.numel() for p in model.parameters()) < 4.1e6  # B0, not B7
+
+
+def test_attention_counts_the_same_in_its_eager_and_fused_forms() -> None:
+    counts = {}
+    for attention in ("eager", "sdpa"):
+        config = transformers.BertConfig(num_hidden_layers=2, attn_implementation=attention)
+        with torch.device("meta"):
+            model, ids = transformers.BertModel(config), torch.zeros(1, 128, dtype=torch.long)
+        result = census(model, ids)
+        counts[attention] = {k: (t.calls, t.elements) for k, t in result.summary().items()}
+        via = {r.via for r in result.records if r.kind == SOFTMAX}
+        assert via == {"F.softmax" if attention == "eager" else "F.scaled_dot_product_attention"}
+    assert counts["eager"] == counts["sdpa"]
+    assert counts["eager"][SOFTMAX] == (2, 2 * 12 * 128 * 128)
 
 
 def test_where_names_the_places_in_readers_words() -> None:
