@@ -13,9 +13,11 @@ from actlab.chapters.ch07_scale.depth import (
     gradient_table,
     healthy,
     summary_text,
+    survival,
     train_formats,
     trainability,
     variance_table,
+    within,
 )
 from actlab.chapters.ch07_scale.gated import GATES, gated_comparison, matched_hidden
 from actlab.engine.data import digits_split
@@ -36,11 +38,27 @@ def test_summary_text_says_what_stops_a_mean() -> None:
     assert summary_text(np.array([1.0, 0.0])).startswith("0 for 1 of 2 seeds")
 
 
-def test_healthy_is_a_factor_either_way_on_every_seed() -> None:
-    assert healthy(np.array([0.2, 5.0]))
-    assert not healthy(np.array([0.2, 11.0]))
-    assert not healthy(np.array([0.09, 1.0]))
-    assert not healthy(np.array([1.0, np.nan]))
+def test_within_is_a_factor_either_way_on_every_seed() -> None:
+    assert within(np.array([0.2, 5.0]))
+    assert not within(np.array([0.2, 11.0]))
+    assert not within(np.array([0.09, 1.0]))
+    assert not within(np.array([1.0, np.nan]))
+
+
+def test_healthy_needs_both_the_ratio_and_what_is_left_at_depth() -> None:
+    flat = np.ones((2, 8))
+    table = {
+        (2, "plain", "a"): np.ones((2, 2)),
+        (8, "plain", "a"): flat,  # same level, flat: healthy
+        (8, "plain", "b"): flat * 1e-6,  # flat but the whole gradient shrank
+        (2, "plain", "b"): np.ones((2, 2)),
+        (8, "plain", "c"): np.tile(np.logspace(-3, 0, 8), (2, 1)),  # fades on its way down
+        (2, "plain", "c"): np.full((2, 2), 1e-3),
+    }
+    assert healthy(table, 8, "plain", "a", base=2)
+    assert not healthy(table, 8, "plain", "b", base=2)
+    np.testing.assert_allclose(survival(table, 8, "plain", "b", 2), 1e-6)
+    assert not healthy(table, 8, "plain", "c", base=2)
 
 
 def test_first_last_ratio_is_block_one_over_the_last_and_undefined_on_zero() -> None:

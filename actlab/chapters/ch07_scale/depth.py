@@ -120,10 +120,31 @@ def summary_text(values: np.ndarray, spec: str = ".2g") -> str:
     return f"{num(mean, spec)} ({span(low, high, spec)})"
 
 
-def healthy(values: np.ndarray, factor: float = 10.0) -> bool:
-    """True where every seed's ratio is finite and within ``factor`` of 1 either way."""
+def survival(table: GradTable, depth: int, block: str, act: str, base: int) -> np.ndarray:
+    """Block 1's gradient per weight in the stack of ``depth`` blocks over block 1's in the
+    same stack of ``base`` blocks, per seed: how much of the shallow stack's gradient is
+    left at depth (NaN where either is 0 or not finite)."""
+    deep, shallow = table[depth, block, act][:, 0], table[base, block, act][:, 0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = deep / shallow
+    return np.where(np.isfinite(r) & (r > 0), r, np.nan)
+
+
+def within(values: np.ndarray, factor: float = 10.0) -> bool:
+    """True where every seed's value is finite and within ``factor`` of 1 either way."""
     v = np.asarray(values, dtype=float)
     return bool(np.all(np.isfinite(v)) and np.all(v >= 1 / factor) and np.all(v <= factor))
+
+
+def healthy(table: GradTable, depth: int, block: str, act: str, base: int,
+            factor: float = 10.0) -> bool:  # fmt: skip
+    """The chapter's test of a gradient at initialisation, on every seed: block 1 gets within
+    ``factor`` of the last block's gradient per weight (it neither fades nor grows on its
+    way down), and within ``factor`` of what block 1 gets in the same stack of ``base``
+    blocks (the whole gradient has not shrunk or grown with depth)."""
+    return within(first_last_ratio(table[depth, block, act]), factor) and within(
+        survival(table, depth, block, act, base), factor
+    )
 
 
 def log_limits(arrays: Sequence[np.ndarray], pad: float = 3.0) -> tuple[float, float]:
