@@ -45,7 +45,7 @@ class Block(NamedTuple):
 BLOCKS: dict[str, Block] = {
     "plain": Block("plain", "none", "plain stack"),
     "residual": Block("residual", "none", "residual, no norm"),
-    "scaled": Block("residual", "none", "residual, branch × 1/√L", "scaled"),
+    "scaled": Block("residual", "none", "residual, branch × 1/√D", "scaled"),
     "pre-ln": Block("residual", "layer", "residual, pre-LN"),
 }
 """The stacks the chapter compares: ``h = act(W h + b)``; ``h + W2 act(W1 h + b1) + b2``; the
