@@ -59,6 +59,8 @@ def test_healthy_needs_both_the_ratio_and_what_is_left_at_depth() -> None:
     assert not healthy(table, 8, "plain", "b", base=2)
     np.testing.assert_allclose(survival(table, 8, "plain", "b", 2), 1e-6)
     assert not healthy(table, 8, "plain", "c", base=2)
+    table[8, "plain", "d"], table[2, "plain", "d"] = np.zeros((2, 8)), np.ones((2, 2))
+    assert summary_text(survival(table, 8, "plain", "d", 2)).startswith("0 (it underflows")
 
 
 def test_first_last_ratio_is_block_one_over_the_last_and_undefined_on_zero() -> None:

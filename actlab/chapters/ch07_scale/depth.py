@@ -123,11 +123,10 @@ def summary_text(values: np.ndarray, spec: str = ".2g") -> str:
 def survival(table: GradTable, depth: int, block: str, act: str, base: int) -> np.ndarray:
     """Block 1's gradient per weight in the stack of ``depth`` blocks over block 1's in the
     same stack of ``base`` blocks, per seed: how much of the shallow stack's gradient is
-    left at depth (NaN where either is 0 or not finite)."""
+    left at depth (0 where it underflowed, not finite where it overflowed)."""
     deep, shallow = table[depth, block, act][:, 0], table[base, block, act][:, 0]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r = deep / shallow
-    return np.where(np.isfinite(r) & (r > 0), r, np.nan)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        return deep / shallow
 
 
 def within(values: np.ndarray, factor: float = 10.0) -> bool:
