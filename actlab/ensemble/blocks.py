@@ -9,33 +9,18 @@ each member's activation is applied run by run as in
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from actlab.engine.blocks import ResidualNet, check_block
-from actlab.engine.models import activation_module
 
-from .kernels import ActivationRun, GroupedActivation, kernels_of
-from .members import Member, initial_linears
-
-
-def activation_runs(members: Sequence[Member]) -> list[ActivationRun]:
-    """Runs of consecutive members sharing an activation: one call per run."""
-    runs = []
-    for name, group in itertools.groupby(
-        enumerate(m.activation for m in members), key=lambda t: t[1]
-    ):
-        idx = [i for i, _ in group]
-        phi = activation_module(name)
-        runs.append(ActivationRun(idx[0], idx[-1] + 1, phi, kernels_of(phi)))
-    return runs
+from .members import Member
+from .model import Stacked
 
 
-class EnsembleResidual(nn.Module):
+class EnsembleResidual(Stacked):
     """E residual or gated networks (:class:`~actlab.engine.blocks.ResidualNet`) with stacked weights.
 
     ``weights`` lists every linear layer's weight, shape ``(E, fan_in, fan_out)``, in the
@@ -76,26 +61,11 @@ class EnsembleResidual(nn.Module):
             check_block(m.block, m.branch, m.norm)
         if kinds[0] == "plain":
             raise ValueError("plain members make an EnsembleMLP")
-        self.members = list(members)
         self.block = kinds[0]
-        m_width = width if branch_width is None else branch_width
         self.shape = (in_dim, width, depth, out_dim)
-        self.branch_width = m_width
+        self.branch_width = width if branch_width is None else branch_width
         self.per_block = 3 if self.block == "gated" else 2
-        weights, biases = initial_linears(self.members, self.dims, dtype, depth=depth)
-        self.weights = nn.ParameterList(nn.Parameter(w) for w in weights)
-        self.biases = nn.ParameterList(nn.Parameter(b) for b in biases)
-        uses_norm = [m.norm == "layer" for m in self.members]
-        mask = None if all(uses_norm) else torch.tensor(uses_norm).view(-1, 1, 1)
-        self.register_buffer("_norm_mask", mask)
-        self.norm_weights = nn.ParameterList()
-        self.norm_biases = nn.ParameterList()
-        if any(uses_norm):
-            E = len(self.members)
-            for _ in range(depth + 1):
-                self.norm_weights.append(nn.Parameter(torch.ones(E, 1, width, dtype=dtype)))
-                self.norm_biases.append(nn.Parameter(torch.zeros(E, 1, width, dtype=dtype)))
-        self.runs = activation_runs(self.members)
+        self._stack(members, self.dims, dtype, depth, width, norms=depth + 1)
 
     @property
     def dims(self) -> list[tuple[int, int]]:
@@ -105,43 +75,10 @@ class EnsembleResidual(nn.Module):
         block = [(width, m)] * (self.per_block - 1) + [(m, width)]
         return [(in_dim, width), *block * depth, (width, out_dim)]
 
-    @property
-    def size(self) -> int:
-        """Number of members E."""
-        return len(self.members)
-
-    @property
-    def n_layers(self) -> int:
-        """Number of linear layers (``len(weights)``)."""
-        return len(self.weights)
-
-    @property
-    def params(self) -> list[nn.Parameter]:
-        """Every trained tensor: weights, biases, then the norms' affine parameters."""
-        return [*self.weights, *self.biases, *self.norm_weights, *self.norm_biases]
-
-    @property
-    def activation_runs(self) -> list[tuple[int, int, str]]:
-        """``(start, stop, activation)`` for each run of consecutive members sharing an activation."""
-        return [(s, e, self.members[s].activation) for s, e, _, _ in self.runs]
-
     def block_layers(self, k: int) -> list[int]:
         """Indices into ``weights`` of block ``k``'s layers: ``W1``, (``V``,) ``W2``."""
         start = 1 + k * self.per_block
         return list(range(start, start + self.per_block))
-
-    def _act(self, z: torch.Tensor) -> torch.Tensor:
-        if len(self.runs) == 1:
-            return self.runs[0].module(z)
-        return GroupedActivation.apply(z, self.runs)
-
-    def _norm(self, k: int, h: torch.Tensor) -> torch.Tensor:
-        if not len(self.norm_weights):
-            return h
-        normed = torch.addcmul(
-            self.norm_biases[k], F.layer_norm(h, h.shape[-1:]), self.norm_weights[k]
-        )
-        return normed if self._norm_mask is None else torch.where(self._norm_mask, normed, h)
 
     def trace(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """Outputs and the stream of every member.

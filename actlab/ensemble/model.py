@@ -15,15 +15,89 @@ from .kernels import ActivationRun, GroupedActivation, kernels_of
 from .members import Member, initial_linears
 
 
-class EnsembleMLP(nn.Module):
-    """E multilayer perceptrons of one shape with stacked weights.
+class Stacked(nn.Module):
+    """What every stacked network of an ensemble shares: its members, their linear layers
+    stacked (``weights[k]`` of shape ``(E, fan_in, fan_out)``, the transpose of
+    ``nn.Linear.weight``, so that ``h @ W`` needs no transposition, and ``biases[k]`` of
+    shape ``(E, 1, fan_out)``), the LayerNorms' affine parameters when any member uses
+    ``norm="layer"`` (``norm_weights[k]`` and ``norm_biases[k]``, shape ``(E, 1, width)``,
+    unused, and so never updated, for the members without a norm), and the runs of
+    consecutive members sharing an activation (one call per run)."""
 
-    Layer ``k`` has ``weights[k]`` of shape ``(E, fan_in, fan_out)`` (the transpose
-    of ``nn.Linear.weight``, so that ``h @ W`` needs no transposition) and
-    ``biases[k]`` of shape ``(E, 1, fan_out)``. When any member uses ``norm="layer"``,
-    hidden layer ``k`` also has ``norm_weights[k]`` and ``norm_biases[k]`` of shape
-    ``(E, 1, width)``: the LayerNorm's affine parameters (unused, and so never
-    updated, for the members without a norm).
+    def _stack(
+        self,
+        members: Sequence[Member],
+        dims: list[tuple[int, int]],
+        dtype: torch.dtype,
+        depth: int,
+        width: int,
+        norms: int,
+    ) -> None:
+        """Set the members, their initial weights (those :func:`~actlab.ensemble.members.build_member`
+        gives each member, drawn without building its modules), ``norms`` LayerNorms of
+        ``width`` where any member has one, and the activation runs."""
+        self.members = list(members)
+        weights, biases = initial_linears(self.members, dims, dtype, depth=depth)
+        self.weights = nn.ParameterList(nn.Parameter(w) for w in weights)
+        self.biases = nn.ParameterList(nn.Parameter(b) for b in biases)
+        uses_norm = [m.norm == "layer" for m in self.members]
+        self.norm_weights = nn.ParameterList()
+        self.norm_biases = nn.ParameterList()
+        mask = None if all(uses_norm) else torch.tensor(uses_norm).view(-1, 1, 1)
+        self.register_buffer("_norm_mask", mask)
+        if any(uses_norm):  # a LayerNorm starts at weight 1, bias 0
+            E = len(self.members)
+            for _ in range(norms):
+                self.norm_weights.append(nn.Parameter(torch.ones(E, 1, width, dtype=dtype)))
+                self.norm_biases.append(nn.Parameter(torch.zeros(E, 1, width, dtype=dtype)))
+        self.runs: list[ActivationRun] = []
+        for name, group in itertools.groupby(
+            enumerate(m.activation for m in self.members), key=lambda t: t[1]
+        ):
+            idx = [i for i, _ in group]
+            phi = activation_module(name)
+            self.runs.append(ActivationRun(idx[0], idx[-1] + 1, phi, kernels_of(phi)))
+
+    @property
+    def activation_runs(self) -> list[tuple[int, int, str]]:
+        """``(start, stop, activation)`` for each run of consecutive members sharing an activation."""
+        return [(s, e, self.members[s].activation) for s, e, _, _ in self.runs]
+
+    @property
+    def size(self) -> int:
+        """Number of members E."""
+        return len(self.members)
+
+    @property
+    def n_layers(self) -> int:
+        """Number of linear layers (``len(weights)``)."""
+        return len(self.weights)
+
+    @property
+    def params(self) -> list[nn.Parameter]:
+        """Every trained tensor: weights, biases, then the norms' affine parameters."""
+        return [*self.weights, *self.biases, *self.norm_weights, *self.norm_biases]
+
+    def _act(self, z: torch.Tensor) -> torch.Tensor:
+        if len(self.runs) == 1:
+            return self.runs[0].module(z)
+        return GroupedActivation.apply(z, self.runs)
+
+    def _norm(self, k: int, z: torch.Tensor) -> torch.Tensor:
+        """LayerNorm ``k`` (with its affine parameters) for the members that have one."""
+        if not len(self.norm_weights):
+            return z
+        normed = torch.addcmul(
+            self.norm_biases[k], F.layer_norm(z, z.shape[-1:]), self.norm_weights[k]
+        )
+        return normed if self._norm_mask is None else torch.where(self._norm_mask, normed, z)
+
+
+class EnsembleMLP(Stacked):
+    """E multilayer perceptrons of one shape with stacked weights (see :class:`Stacked`).
+
+    Layer ``k`` is ``weights[k]`` and ``biases[k]``; hidden layer ``k``'s LayerNorm, where
+    any member has one, is ``norm_weights[k]`` and ``norm_biases[k]``.
     """
 
     def __init__(
@@ -46,67 +120,9 @@ class EnsembleMLP(nn.Module):
                     f"EnsembleMLP takes plain members, not {m.block!r} ones "
                     "(those make an actlab.ensemble.blocks.EnsembleResidual)"
                 )
-        self.members = list(members)
         self.shape = (in_dim, width, depth, out_dim)
         dims = list(itertools.pairwise([in_dim, *[width] * depth, out_dim]))
-        # The weights build_member gives each member, drawn without building its modules.
-        weights, biases = initial_linears(self.members, dims, dtype, depth=depth)
-        self.weights = nn.ParameterList(nn.Parameter(w) for w in weights)
-        self.biases = nn.ParameterList(nn.Parameter(b) for b in biases)
-        uses_norm = [m.norm == "layer" for m in self.members]
-        self.norm_weights = nn.ParameterList()
-        self.norm_biases = nn.ParameterList()
-        mask = None if all(uses_norm) else torch.tensor(uses_norm).view(-1, 1, 1)
-        self.register_buffer("_norm_mask", mask)
-        if any(uses_norm):  # a LayerNorm starts at weight 1, bias 0
-            for _ in range(depth):
-                self.norm_weights.append(
-                    nn.Parameter(torch.ones(len(self.members), 1, width, dtype=dtype))
-                )
-                self.norm_biases.append(
-                    nn.Parameter(torch.zeros(len(self.members), 1, width, dtype=dtype))
-                )
-        # Runs of consecutive members sharing an activation: one call per run.
-        self.runs: list[ActivationRun] = []
-        for name, group in itertools.groupby(
-            enumerate(m.activation for m in self.members), key=lambda t: t[1]
-        ):
-            idx = [i for i, _ in group]
-            phi = activation_module(name)
-            self.runs.append(ActivationRun(idx[0], idx[-1] + 1, phi, kernels_of(phi)))
-
-    @property
-    def activation_runs(self) -> list[tuple[int, int, str]]:
-        """``(start, stop, activation)`` for each run of consecutive members sharing an activation."""
-        return [(s, e, self.members[s].activation) for s, e, _, _ in self.runs]
-
-    @property
-    def size(self) -> int:
-        """Number of members E."""
-        return len(self.members)
-
-    @property
-    def n_layers(self) -> int:
-        """Number of linear layers (hidden layers + output layer)."""
-        return len(self.weights)
-
-    @property
-    def params(self) -> list[nn.Parameter]:
-        """Every trained tensor: weights, biases, then the norms' affine parameters."""
-        return [*self.weights, *self.biases, *self.norm_weights, *self.norm_biases]
-
-    def _act(self, z: torch.Tensor) -> torch.Tensor:
-        if len(self.runs) == 1:
-            return self.runs[0].module(z)
-        return GroupedActivation.apply(z, self.runs)
-
-    def _norm(self, k: int, z: torch.Tensor) -> torch.Tensor:
-        if not len(self.norm_weights):
-            return z
-        normed = torch.addcmul(
-            self.norm_biases[k], F.layer_norm(z, z.shape[-1:]), self.norm_weights[k]
-        )
-        return normed if self._norm_mask is None else torch.where(self._norm_mask, normed, z)
+        self._stack(members, dims, dtype, depth, width, norms=depth)
 
     def trace(self, x: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor]]:
         """Outputs, pre-activations and hidden activations of every member.
