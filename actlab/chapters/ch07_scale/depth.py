@@ -192,7 +192,7 @@ def gradient_figure(
     fig, axes = panels(len(blocks), height=2.7, sharey=True)
     for ax, block in zip(axes, blocks, strict=True):
         gradient_panel(ax, table, depth, block, activations)
-        ax.set_xlabel(f"block (1 = input side, {depth} = output side)")
+        ax.set_xlabel("block (1 = input side)")
     axes[0].set_ylabel("RMS gradient per weight")
     lim = ylim or log_limits([table[depth, b, a] for b in blocks for a in activations])
     for ax in axes:
