@@ -19,9 +19,9 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from actlab.chapters.ch03_backprop import gm_text, log_limits
 from actlab.engine.activations import LABELS
 from actlab.engine.device import cpu_threads, get_device
-from actlab.engine.stats import geometric_summary
 from actlab.ensemble import (
     block_gradient_norms_at_init,
     members_grid,
@@ -30,7 +30,7 @@ from actlab.ensemble import (
 )
 from actlab.presentation.explorer import Control, Explorer
 from actlab.presentation.figures import activation_style, panels
-from actlab.presentation.prose import count, num, of, span
+from actlab.presentation.prose import count, of
 
 
 class Block(NamedTuple):
@@ -116,8 +116,7 @@ def summary_text(values: np.ndarray, spec: str = ".2g") -> str:
         return f"not finite for {of(bad, v.size, 'seed')} (float32 overflows)"
     if np.any(v <= 0):
         return f"0 for {of(int(np.sum(v <= 0)), v.size, 'seed')} (it underflows in float32)"
-    mean, low, high = geometric_summary(v)
-    return f"{num(mean, spec)} ({span(low, high, spec)})"
+    return gm_text(v, spec)
 
 
 def survival(table: GradTable, depth: int, block: str, act: str, base: int) -> np.ndarray:
@@ -144,15 +143,6 @@ def healthy(table: GradTable, depth: int, block: str, act: str, base: int,
     return within(first_last_ratio(table[depth, block, act]), factor) and within(
         survival(table, depth, block, act, base), factor
     )
-
-
-def log_limits(arrays: Sequence[np.ndarray], pad: float = 3.0) -> tuple[float, float]:
-    """A log axis framing every positive finite value of ``arrays`` with room ``pad``."""
-    v = np.concatenate([np.ravel(np.asarray(a, dtype=float)) for a in arrays])
-    v = v[np.isfinite(v) & (v > 0)]
-    if v.size == 0:
-        raise ValueError("no positive values to frame")
-    return float(v.min() / pad), float(v.max() * pad)
 
 
 def _centre(g: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -194,7 +184,7 @@ def gradient_figure(
         gradient_panel(ax, table, depth, block, activations)
         ax.set_xlabel("block (1 = input side)")
     axes[0].set_ylabel("RMS gradient per weight")
-    lim = ylim or log_limits([table[depth, b, a] for b in blocks for a in activations])
+    lim = ylim or log_limits([table[depth, b, a] for b in blocks for a in activations], pad=3.0)
     for ax in axes:
         ax.set_ylim(*lim)
     fig.legend(
@@ -221,7 +211,9 @@ def depth_explorer(
 ) -> Explorer:
     """Depth x block kind -> per-block gradient per weight, one line per activation, on one log
     axis framed by every frame so that frames compare."""
-    ylim = log_limits([table[d, b, a] for d in depths for b in blocks for a in activations])
+    ylim = log_limits(
+        [table[d, b, a] for d in depths for b in blocks for a in activations], pad=3.0
+    )
     by_label = {BLOCKS[b].label: b for b in blocks}
 
     def draw(depth: int, block: str) -> Figure:
